@@ -1,0 +1,2 @@
+// Package ema is the ema microservice of E3: exponential moving average per stream.
+package ema

@@ -1,0 +1,2 @@
+// Package kvs is the kvs microservice of E3: hash-table key-value store (GET, SET, DELETE).
+package kvs

@@ -1,0 +1,14 @@
+package nids
+
+import "github.com/e3-platform/e3/service"
+
+// Descriptor describes the nids microservice to the platform.
+var Descriptor = service.Descriptor{
+	Name:         "nids",
+	Summary:      "network intrusion detection: multi-pattern payload match",
+	Family:       service.FamilyPacket,
+	Stateful:     false,
+	Migratable:   true,
+	Accelerators: service.AccelPattern,
+	MemoryMB:     256,
+}
