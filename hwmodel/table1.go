@@ -28,13 +28,13 @@ func (s Stack) String() string {
 // Measurement is one cell group of Table 1: a microservice alone on one
 // server, random 512 B requests, at peak throughput.
 type Measurement struct {
-	RPS    float64 // peak requests per second
+	RPS     float64 // peak requests per second
 	ActiveW float64 // wall power at peak minus idle wall power
 	// Cores is the number of active cores. The paper gives it for the host
 	// only; the SmartNIC keeps all 12 cores active (no per-core sleep).
-	Cores  int
-	AvgMs  float64 // average client-observed latency
-	P99Ms  float64 // 99th percentile client-observed latency
+	Cores int
+	AvgMs float64 // average client-observed latency
+	P99Ms float64 // 99th percentile client-observed latency
 	// RPJ is the table's printed energy efficiency (requests per joule of
 	// active power), kept as printed so a test can check it against RPS/W.
 	RPJ string
