@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-func run(t *testing.T, args ...string) (string, string, int) {
+func runClusterCmd(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	code := Run(args, &out, &errb)
@@ -15,7 +15,7 @@ func run(t *testing.T, args ...string) (string, string, int) {
 }
 
 func TestClusterShow2xType2(t *testing.T) {
-	out, errs, code := run(t, "cluster", "show", "2xType2-SmartNIC", "--json")
+	out, errs, code := runClusterCmd(t, "cluster", "show", "2xType2-SmartNIC", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
@@ -39,11 +39,11 @@ func TestClusterShow2xType2(t *testing.T) {
 }
 
 func TestClusterListAndErrors(t *testing.T) {
-	out, _, code := run(t, "cluster", "list")
+	out, _, code := runClusterCmd(t, "cluster", "list")
 	if code != 0 || !strings.Contains(out, "3xType1-SmartNIC") || !strings.Contains(out, "1xSuperBeefy") {
 		t.Fatalf("exit %d, output:\n%s", code, out)
 	}
-	_, errs, code := run(t, "cluster", "show", "3xToaster")
+	_, errs, code := runClusterCmd(t, "cluster", "show", "3xToaster")
 	if code == 0 || !strings.Contains(errs, "3xToaster") {
 		t.Fatalf("unknown cluster: exit %d, stderr %q", code, errs)
 	}
