@@ -12,6 +12,10 @@ import (
 // asking for gigabytes before anything can complain.
 const MaxServers = 1 << 24
 
+// Node IDs are int32: the largest topology must fit. This fails to compile
+// if the bounds above ever allow more nodes than an int32 can count.
+const _ = uint32(math.MaxInt32 - MaxServers*(1+MaxSmartNICs))
+
 // DefaultUplinkGbps is the bandwidth of a switch-to-switch link (ToR to
 // aggregation, aggregation to core) when a [Fabric] leaves UplinkGbps zero.
 // The paper's experiments use a single ToR and give no figure; 100 Gb/s is a
@@ -131,11 +135,7 @@ func (b *Builder) AddServer(spec ServerSpec) ServerID {
 		b.err = fmt.Errorf("topology: server %s: more than %d servers", where(), MaxServers)
 		return -1
 	}
-	if len(b.t.nodeServer)+1+len(spec.SmartNICs) > math.MaxInt32 {
-		b.err = fmt.Errorf("topology: server %s: more than %d compute nodes", where(), math.MaxInt32)
-		return -1
-	}
-	si, err := b.spec(spec)
+	si, err := b.spec(&spec)
 	if err != nil {
 		b.err = fmt.Errorf("topology: server %s (model %q): %w", where(), spec.Model, err)
 		return -1
@@ -147,22 +147,21 @@ func (b *Builder) AddServer(spec ServerSpec) ServerID {
 // spec validates spec and returns its index in the spec table, adding it
 // if it is new. Consecutive servers of one model, the common case, cost one
 // comparison.
-func (b *Builder) spec(spec ServerSpec) (int32, error) {
-	v, err := spec.validate()
-	if err != nil {
+func (b *Builder) spec(spec *ServerSpec) (int32, error) {
+	if err := spec.validate(); err != nil {
 		return 0, err
 	}
-	if len(b.t.specs) > 0 && b.t.specs[b.lastSpec].equal(&v) {
+	if len(b.t.specs) > 0 && b.t.specs[b.lastSpec].equal(spec) {
 		return b.lastSpec, nil
 	}
 	if b.specKey == nil {
 		b.specKey = make(map[string]int32)
 	}
-	k := v.key()
+	k := spec.key()
 	i, ok := b.specKey[k]
 	if !ok {
 		i = int32(len(b.t.specs))
-		b.t.specs = append(b.t.specs, v)
+		b.t.specs = append(b.t.specs, spec.filled())
 		b.specKey[k] = i
 	}
 	b.lastSpec = i

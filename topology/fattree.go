@@ -1,9 +1,6 @@
 package topology
 
-import (
-	"fmt"
-	"math"
-)
+import "fmt"
 
 // DefaultServersPerRack is the rack size of the paper's scale experiments.
 const DefaultServersPerRack = 40
@@ -59,9 +56,6 @@ func (o *FatTreeOptions) validate() error {
 	if err := o.Fabric.validate(); err != nil {
 		return err
 	}
-	if nodes := int64(o.Servers) * int64(1+len(o.Server.SmartNICs)); nodes > math.MaxInt32 {
-		return fmt.Errorf("topology: FatTreeOptions: %d servers of %d nodes is %d nodes, want at most %d", o.Servers, 1+len(o.Server.SmartNICs), nodes, math.MaxInt32)
-	}
 	return nil
 }
 
@@ -73,7 +67,7 @@ func FatTree(o FatTreeOptions) (*Topology, error) {
 		return nil, err
 	}
 	b := Builder{Fabric: o.Fabric}
-	spec, err := b.spec(o.Server)
+	spec, err := b.spec(&o.Server)
 	if err != nil {
 		return nil, fmt.Errorf("topology: FatTreeOptions.Server (model %q): %w", o.Server.Model, err)
 	}

@@ -56,64 +56,90 @@ type SmartNICSpec struct {
 	HostLinkGbps float64
 }
 
-// validate checks a spec and fills its defaults. It returns a copy that
-// shares nothing with the caller's value, so later edits by the caller do
-// not reach into a built topology.
-func (s ServerSpec) validate() (ServerSpec, error) {
+// validate checks a spec without copying it; a valid spec is stored with
+// [ServerSpec.filled].
+func (s *ServerSpec) validate() error {
 	if s.Cores <= 0 || s.Cores > math.MaxInt32 {
-		return s, fmt.Errorf("host Cores = %d, want 1..%d", s.Cores, math.MaxInt32)
+		return fmt.Errorf("host Cores = %d, want 1..%d", s.Cores, math.MaxInt32)
 	}
 	if s.MemoryMB <= 0 || s.MemoryMB > math.MaxInt32 {
-		return s, fmt.Errorf("host MemoryMB = %d, want 1..%d", s.MemoryMB, math.MaxInt32)
+		return fmt.Errorf("host MemoryMB = %d, want 1..%d", s.MemoryMB, math.MaxInt32)
 	}
 	if s.NICPorts < 0 || s.NICPorts > math.MaxInt16 {
-		return s, fmt.Errorf("NICPorts = %d, want 0..%d", s.NICPorts, math.MaxInt16)
+		return fmt.Errorf("NICPorts = %d, want 0..%d", s.NICPorts, math.MaxInt16)
 	}
 	if s.NICPorts > 0 && !positive(s.NICGbps) {
-		return s, fmt.Errorf("NICGbps = %v, want > 0 when NICPorts = %d", s.NICGbps, s.NICPorts)
+		return fmt.Errorf("NICGbps = %v, want > 0 when NICPorts = %d", s.NICGbps, s.NICPorts)
 	}
 	if s.NICPorts == 0 && (s.NICGbps < 0 || math.IsNaN(s.NICGbps)) {
-		return s, fmt.Errorf("NICGbps = %v, want >= 0", s.NICGbps)
+		return fmt.Errorf("NICGbps = %v, want >= 0", s.NICGbps)
 	}
 	if len(s.SmartNICs) > MaxSmartNICs {
-		return s, fmt.Errorf("%d SmartNICs, want at most %d", len(s.SmartNICs), MaxSmartNICs)
+		return fmt.Errorf("%d SmartNICs, want at most %d", len(s.SmartNICs), MaxSmartNICs)
 	}
 	if s.NICPorts == 0 && len(s.SmartNICs) == 0 {
-		return s, fmt.Errorf("no network port: want NICPorts > 0 or at least one SmartNIC")
+		return fmt.Errorf("no network port: want NICPorts > 0 or at least one SmartNIC")
 	}
-	out := s
-	out.SmartNICs = slices.Clone(s.SmartNICs)
-	for i := range out.SmartNICs {
-		n := &out.SmartNICs[i]
+	for i := range s.SmartNICs {
+		n := &s.SmartNICs[i]
 		switch {
 		case n.Cores <= 0 || n.Cores > math.MaxInt32:
-			return s, fmt.Errorf("SmartNICs[%d].Cores = %d, want 1..%d", i, n.Cores, math.MaxInt32)
+			return fmt.Errorf("SmartNICs[%d].Cores = %d, want 1..%d", i, n.Cores, math.MaxInt32)
 		case n.MemoryMB <= 0 || n.MemoryMB > math.MaxInt32:
-			return s, fmt.Errorf("SmartNICs[%d].MemoryMB = %d, want 1..%d", i, n.MemoryMB, math.MaxInt32)
+			return fmt.Errorf("SmartNICs[%d].MemoryMB = %d, want 1..%d", i, n.MemoryMB, math.MaxInt32)
 		case n.Ports <= 0 || n.Ports > math.MaxInt16:
-			return s, fmt.Errorf("SmartNICs[%d].Ports = %d, want 1..%d", i, n.Ports, math.MaxInt16)
+			return fmt.Errorf("SmartNICs[%d].Ports = %d, want 1..%d", i, n.Ports, math.MaxInt16)
 		case !positive(n.PortGbps):
-			return s, fmt.Errorf("SmartNICs[%d].PortGbps = %v, want > 0", i, n.PortGbps)
+			return fmt.Errorf("SmartNICs[%d].PortGbps = %v, want > 0", i, n.PortGbps)
 		case n.HostLinkGbps < 0 || math.IsNaN(n.HostLinkGbps) || math.IsInf(n.HostLinkGbps, 0):
-			return s, fmt.Errorf("SmartNICs[%d].HostLinkGbps = %v, want >= 0 (0 means %v)", i, n.HostLinkGbps, DefaultHostLinkGbps)
-		}
-		if n.HostLinkGbps == 0 {
-			n.HostLinkGbps = DefaultHostLinkGbps
+			return fmt.Errorf("SmartNICs[%d].HostLinkGbps = %v, want >= 0 (0 means %v)", i, n.HostLinkGbps, DefaultHostLinkGbps)
 		}
 	}
-	return out, nil
+	return nil
+}
+
+// filled returns a copy of a valid spec with defaults filled in that
+// shares nothing with s, so later edits by the caller do not reach into a
+// built topology.
+func (s *ServerSpec) filled() ServerSpec {
+	out := *s
+	out.SmartNICs = slices.Clone(s.SmartNICs)
+	for i := range out.SmartNICs {
+		out.SmartNICs[i].HostLinkGbps = out.SmartNICs[i].hostLinkGbps()
+	}
+	return out
+}
+
+// hostLinkGbps is HostLinkGbps with its default applied.
+func (n *SmartNICSpec) hostLinkGbps() float64 {
+	if n.HostLinkGbps == 0 {
+		return DefaultHostLinkGbps
+	}
+	return n.HostLinkGbps
 }
 
 // positive reports whether x is a finite number above zero.
 func positive(x float64) bool { return x > 0 && !math.IsInf(x, 0) }
 
-// equal reports whether two validated specs describe the same machine.
+// equal reports whether the stored spec s and a valid spec o, whose
+// defaults may not be filled in yet, describe the same machine.
 func (s *ServerSpec) equal(o *ServerSpec) bool {
-	return s.Model == o.Model && s.Cores == o.Cores && s.MemoryMB == o.MemoryMB &&
-		s.NICPorts == o.NICPorts && s.NICGbps == o.NICGbps && slices.Equal(s.SmartNICs, o.SmartNICs)
+	if s.Model != o.Model || s.Cores != o.Cores || s.MemoryMB != o.MemoryMB ||
+		s.NICPorts != o.NICPorts || s.NICGbps != o.NICGbps || len(s.SmartNICs) != len(o.SmartNICs) {
+		return false
+	}
+	for i := range s.SmartNICs {
+		a, b := &s.SmartNICs[i], &o.SmartNICs[i]
+		if a.Cores != b.Cores || a.MemoryMB != b.MemoryMB || a.Ports != b.Ports ||
+			a.PortGbps != b.PortGbps || a.hostLinkGbps() != b.hostLinkGbps() {
+			return false
+		}
+	}
+	return true
 }
 
-// key encodes a validated spec as a map key for de-duplication.
+// key encodes a valid spec, defaults applied, as a map key for
+// de-duplication.
 func (s *ServerSpec) key() string {
 	b := make([]byte, 0, 64+32*len(s.SmartNICs))
 	b = strconv.AppendQuote(b, s.Model)
@@ -125,7 +151,8 @@ func (s *ServerSpec) key() string {
 	b = strconv.AppendInt(b, int64(s.NICPorts), 10)
 	b = append(b, ',')
 	b = strconv.AppendFloat(b, s.NICGbps, 'g', -1, 64)
-	for _, n := range s.SmartNICs {
+	for i := range s.SmartNICs {
+		n := &s.SmartNICs[i]
 		b = append(b, '|')
 		b = strconv.AppendInt(b, int64(n.Cores), 10)
 		b = append(b, ',')
@@ -135,7 +162,7 @@ func (s *ServerSpec) key() string {
 		b = append(b, ',')
 		b = strconv.AppendFloat(b, n.PortGbps, 'g', -1, 64)
 		b = append(b, ',')
-		b = strconv.AppendFloat(b, n.HostLinkGbps, 'g', -1, 64)
+		b = strconv.AppendFloat(b, n.hostLinkGbps(), 'g', -1, 64)
 	}
 	return string(b)
 }
