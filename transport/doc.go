@@ -1,0 +1,2 @@
+// Package transport moves E3 messages between DAG instances.
+package transport
