@@ -26,7 +26,7 @@ type Index struct {
 	// denseMin is the number of postings from which a query accumulates
 	// densely (see denseFraction).
 	denseMin int
-	k1, b   float64
+	k1, b    float64
 }
 
 // buildIndex indexes a corpus given as a flat stream of term ids with
@@ -40,15 +40,15 @@ func buildIndex(words []string, terms, docStart []uint32, k1, b float64) (*Index
 		return nil, fmt.Errorf("bm25: corpus of %d documents has no terms", ndocs)
 	}
 	ix := &Index{
-		vocab: make(map[string]uint32, len(words)),
-		words: words,
-		idf:   make([]float64, len(words)),
-		start: make([]uint32, len(words)+1),
+		vocab:    make(map[string]uint32, len(words)),
+		words:    words,
+		idf:      make([]float64, len(words)),
+		start:    make([]uint32, len(words)+1),
 		ndocs:    ndocs,
 		denseMin: ndocs / denseFraction,
-		avgdl: float64(len(terms)) / float64(ndocs),
-		k1:    k1,
-		b:     b,
+		avgdl:    float64(len(terms)) / float64(ndocs),
+		k1:       k1,
+		b:        b,
 	}
 	for id, w := range words {
 		ix.vocab[w] = uint32(id)

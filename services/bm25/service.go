@@ -11,14 +11,14 @@ import (
 
 // Defaults of the configuration keys (see the package documentation).
 const (
-	DefaultK1        = 1.2
-	DefaultB         = 0.75
-	DefaultTopK      = 10
-	DefaultMaxTerms  = 64
-	DefaultDocs      = 10000
-	DefaultVocab     = 20000
-	DefaultDocLen    = 120
-	DefaultZipfS     = 1.0
+	DefaultK1         = 1.2
+	DefaultB          = 0.75
+	DefaultTopK       = 10
+	DefaultMaxTerms   = 64
+	DefaultDocs       = 10000
+	DefaultVocab      = 20000
+	DefaultDocLen     = 120
+	DefaultZipfS      = 1.0
 	DefaultCorpusSeed = 0xe3b25
 )
 
@@ -193,4 +193,3 @@ func (h *Handler) Handle(c *service.Context, req []byte) error {
 	c.Emit(c.Key, req)
 	return nil
 }
-
