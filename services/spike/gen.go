@@ -22,10 +22,11 @@ const (
 )
 
 type generator struct {
-	rng  *rand.Rand
-	size int
-	now  int64
-	ev   service.Event
+	rng     *rand.Rand
+	streams uint64
+	size    int
+	now     int64
+	ev      service.Event
 }
 
 // NewGenerator returns a deterministic generator of observe events padded
@@ -34,11 +35,11 @@ func NewGenerator(seed int64, size int) service.Generator {
 	if size <= 0 {
 		size = DefaultSize
 	}
-	return &generator{rng: rand.New(rand.NewPCG(uint64(seed), 0x5b1c)), size: size, now: genBaseTime}
+	return &generator{rng: rand.New(rand.NewPCG(uint64(seed), 0x5b1c)), streams: genStreams, size: size, now: genBaseTime}
 }
 
 func (g *generator) Next(dst []byte) ([]byte, uint64) {
-	k := g.rng.Uint64N(genStreams)
+	k := g.rng.Uint64N(g.streams)
 	g.now += genStepNs
 	v := 18 + float64(k%8) + genNoise*g.rng.NormFloat64() // set points 18..25 °C
 	if g.rng.IntN(genSpikeOdds) == 0 {
