@@ -11,4 +11,14 @@ var Descriptor = service.Descriptor{
 	Migratable:   true,
 	Accelerators: service.AccelPattern,
 	MemoryMB:     256,
+	New: func(env service.Env) (service.Handler, error) {
+		cfg, err := ConfigFromEnv(env)
+		if err != nil {
+			return nil, err
+		}
+		return NewHandler(cfg)
+	},
+	NewGenerator: func(seed int64, size int) service.Generator {
+		return NewGenerator(GenConfig{Seed: seed, Size: size})
+	},
 }

@@ -1,0 +1,85 @@
+package nids
+
+import (
+	"testing"
+
+	"github.com/e3-platform/e3/service"
+	"github.com/e3-platform/e3/services/internal/packet"
+)
+
+// benchPackets returns n generated 512-byte packets of the default
+// generator with seed 1, and their transport payloads.
+func benchPackets(tb testing.TB, n, size int) (pkts, payloads [][]byte) {
+	tb.Helper()
+	g := NewGenerator(GenConfig{Seed: 1, Size: size})
+	for i := 0; i < n; i++ {
+		p, _ := g.Next(nil)
+		pkts = append(pkts, p)
+		payloads = append(payloads, transportPayload(tb, p))
+	}
+	return pkts, payloads
+}
+
+// transportPayload returns the TCP or UDP payload of a generated packet.
+func transportPayload(tb testing.TB, p []byte) []byte {
+	var ip packet.IPv4
+	if err := packet.ParseIPv4(p, &ip); err != nil {
+		tb.Fatal(err)
+	}
+	seg := ip.Payload(p)
+	if ip.Protocol == packet.ProtoTCP {
+		return seg[packet.TCPHeaderLen:]
+	}
+	return seg[packet.UDPHeaderLen:]
+}
+
+var benchSink int
+
+// BenchmarkMatch scans the transport payloads of 512-byte packets against
+// the default 2,000-rule set, reporting every occurrence; this is the
+// figure the C DFA and Hyperscan peers (bench/run.sh) are compared with.
+func BenchmarkMatch(b *testing.B) {
+	m, err := Compile(Patterns(GenerateRules(DefaultRuleSeed, DefaultRuleCount)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, payloads := benchPackets(b, 4096, packet.DefaultSize)
+	total := 0
+	for _, p := range payloads {
+		total += len(p)
+	}
+	for _, v := range []struct {
+		name string
+		scan func([]byte, func(int, int))
+	}{{"streams=4", m.Scan}, {"streams=1", m.scan1}} {
+		b.Run(v.name, func(b *testing.B) {
+			b.SetBytes(int64(total / len(payloads)))
+			b.ReportAllocs()
+			n := 0
+			count := func(int, int) { n++ }
+			for i := 0; i < b.N; i++ {
+				v.scan(payloads[i%len(payloads)], count)
+			}
+			benchSink = n
+		})
+	}
+}
+
+// BenchmarkHandle runs the whole service on 512-byte packets: parse,
+// scan, rule constraints, reply.
+func BenchmarkHandle(b *testing.B) {
+	h, err := NewHandler(Config{Rules: GenerateRules(DefaultRuleSeed, DefaultRuleCount)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	pkts, _ := benchPackets(b, 4096, packet.DefaultSize)
+	var c service.Context
+	b.SetBytes(int64(len(pkts[0])))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		c.Reset(0, 0, nil)
+		if err := h.Handle(&c, pkts[i%len(pkts)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
