@@ -36,6 +36,7 @@ type NameError struct {
 	Reason string
 }
 
+// Error names the node name, the bad part and what was expected.
 func (e *NameError) Error() string {
 	if e.Part == "" {
 		return fmt.Sprintf("topology: node name %q: %s", e.Name, e.Reason)
