@@ -264,6 +264,9 @@ func TestFatTreeOptionErrors(t *testing.T) {
 // per node plus 12 per server and a little slack, nothing that grows
 // faster.
 func TestFatTreeMemory(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector inflates allocations; run without -race")
+	}
 	const servers = 50000
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
