@@ -44,41 +44,68 @@ func (a *App) expand() {
 	}
 	a.instances = make([]*Instance, 0, n)
 	a.byID = make(map[string]*Instance, n)
+	islab := make([]Instance, n)
 	for _, nd := range a.nodes {
 		nd.instances = make([]*Instance, 0, nd.Shards*(1+nd.Backups))
 		for s := 0; s < nd.Shards; s++ {
 			id := nd.Name + "." + strconv.Itoa(s)
-			p := &Instance{ID: id, Node: nd, Shard: s, Index: len(a.instances)}
+			p := &islab[len(a.instances)]
+			*p = Instance{ID: id, Node: nd, Shard: s, Index: len(a.instances)}
 			p.Primary = p
 			p.Rate = nd.Ingress / float64(nd.Shards)
 			a.add(p)
+			if nd.Backups > 0 {
+				p.Backups = make([]*Instance, 0, nd.Backups)
+			}
 			for r := 1; r <= nd.Backups; r++ {
-				b := &Instance{ID: id + ".b" + strconv.Itoa(r), Node: nd, Shard: s, Replica: r, Primary: p, Index: len(a.instances)}
+				b := &islab[len(a.instances)]
+				*b = Instance{ID: id + ".b" + strconv.Itoa(r), Node: nd, Shard: s, Replica: r, Primary: p, Index: len(a.instances)}
 				p.Backups = append(p.Backups, b)
 				a.add(b)
 			}
 		}
 	}
 
-	// Links, grouped by edge in spec order.
-	for _, e := range a.edges {
-		S, D := e.From.Shards, e.To.Shards
-		step := 1
-		if e.Policy == KeyHash && e.SameKey {
-			step = gcd(S, D)
+	// Links, grouped by edge in spec order. Counts are known up front, so
+	// links and the Out/In slices live in a few large arrays: an
+	// application at the link limit loads in one allocation per kind.
+	perSrc := make([]int, len(a.edges)) // destinations per sending shard
+	nlinks := 0
+	for i, e := range a.edges {
+		perSrc[i] = e.To.Shards / e.step()
+		nlinks += e.From.Shards * perSrc[i]
+	}
+	slab := make([]Link, nlinks)
+	a.links = make([]*Link, nlinks)
+	outs := make([]*Link, nlinks)
+	ins := make([]*Link, nlinks)
+	for _, nd := range a.nodes {
+		out, in := 0, 0
+		for _, e := range nd.Out {
+			out += perSrc[e.Index]
 		}
-		for s := 0; s < S; s++ {
+		for _, e := range nd.In {
+			in += e.From.Shards / e.step()
+		}
+		for s := 0; s < nd.Shards; s++ {
+			p := nd.Primary(s)
+			p.Out, outs = outs[:0:out], outs[out:]
+			p.In, ins = ins[:0:in], ins[in:]
+		}
+	}
+	k := 0
+	for _, e := range a.edges {
+		step := e.step()
+		for s := 0; s < e.From.Shards; s++ {
 			src := e.From.Primary(s)
-			first := 0
-			if step > 1 {
-				first = s % step
-			}
-			for d := first; d < D; d += step {
+			for d := s % step; d < e.To.Shards; d += step {
 				dst := e.To.Primary(d)
-				l := &Link{From: src, To: dst, Edge: e}
+				l := &slab[k]
+				*l = Link{From: src, To: dst, Edge: e}
+				a.links[k] = l
+				k++
 				src.Out = append(src.Out, l)
 				dst.In = append(dst.In, l)
-				a.links = append(a.links, l)
 			}
 		}
 	}
@@ -97,21 +124,27 @@ func (a *App) expand() {
 		for _, e := range nd.Out {
 			e.Rate = nd.Rate * e.Share
 		}
-		for _, p := range nd.Primaries() {
-			byEdge := map[*Edge]int{}
-			for _, l := range p.Out {
-				byEdge[l.Edge]++
-			}
+		for s := 0; s < nd.Shards; s++ {
+			p := nd.Primary(s)
 			for _, l := range p.Out {
 				r := p.Rate * l.Edge.Share
 				if l.Edge.Policy != Broadcast {
-					r /= float64(byEdge[l.Edge])
+					r /= float64(perSrc[l.Edge.Index])
 				}
 				l.Rate = r
 				l.To.Rate += r
 			}
 		}
 	}
+}
+
+// step is the stride between the destination shards one sending shard
+// reaches: gcd of the shard counts for a key: same edge, else 1 (all).
+func (e *Edge) step() int {
+	if e.Policy == KeyHash && e.SameKey {
+		return gcd(e.From.Shards, e.To.Shards)
+	}
+	return 1
 }
 
 func (a *App) add(i *Instance) {

@@ -45,7 +45,6 @@ func (d *decoder) check(raw *rawSpec, cat Catalog) *App {
 
 	// Nodes: resolve services and pins.
 	var specOrder []*Node
-	broken := map[string]bool{} // nodes whose own fields failed: skip checks that would only repeat it
 	for _, rn := range raw.nodes {
 		if _, dup := a.byName[rn.name]; dup {
 			continue // reported by the decoder
@@ -56,8 +55,7 @@ func (d *decoder) check(raw *rawSpec, cat Catalog) *App {
 		}
 		a.byName[n.Name] = n
 		specOrder = append(specOrder, n)
-		if !rn.decodedOK {
-			broken[n.Name] = true
+		if !rn.serviceOK {
 			continue
 		}
 		desc, ok := cat.Lookup(rn.service)
@@ -71,7 +69,6 @@ func (d *decoder) check(raw *rawSpec, cat Catalog) *App {
 				}
 			}
 			d.add(rn.lines["service"], rn.field+".service", "%s", msg)
-			broken[n.Name] = true
 			continue
 		}
 		n.Descriptor = desc
@@ -179,7 +176,7 @@ func (d *decoder) check(raw *rawSpec, cat Catalog) *App {
 	}
 
 	d.checkCycles(specOrder)
-	d.checkReach(a, specOrder, broken)
+	d.checkReach(a, specOrder)
 	d.checkWorkload(a, raw, isSource)
 	d.checkSize(a, specOrder)
 	if len(d.errs) > 0 {
@@ -318,7 +315,7 @@ func cycleThrough(start *Node, in map[*Node]bool) []*Edge {
 	return nil // unreachable for a strongly connected component
 }
 
-func (d *decoder) checkReach(a *App, nodes []*Node, broken map[string]bool) {
+func (d *decoder) checkReach(a *App, nodes []*Node) {
 	if len(a.sources) == 0 {
 		return
 	}
@@ -357,7 +354,7 @@ func (d *decoder) checkWorkload(a *App, raw *rawSpec, isSource map[*Node]bool) {
 		}
 		for _, s := range a.sources {
 			if _, ok := w.Mix[s.Name]; !ok {
-				d.add(raw.workloadLine, "workload.mix", "source %q has no weight; give every source one", s.Name)
+				d.add(raw.mixLine, "workload.mix", "source %q has no weight; give every source one", s.Name)
 			}
 		}
 	}

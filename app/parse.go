@@ -49,6 +49,7 @@ type rawSpec struct {
 	workload                 Workload
 	workloadLine             int
 	keySpaceLine             int
+	mixLine                  int
 	mixLines                 map[string]int
 	mixOrder                 []string
 }
@@ -64,7 +65,7 @@ type rawNode struct {
 	backups   int
 	config    map[string]string
 	lines     map[string]int // field name -> line of its value
-	decodedOK bool           // every field decoded; only then is it checked further
+	serviceOK bool           // service decoded; only then is it resolved
 }
 
 type rawEdge struct {
@@ -115,7 +116,11 @@ func (d *decoder) decode(data []byte) *rawSpec {
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
-		d.add(extra.Line, "", "a spec is one YAML document; found a second one")
+		line := extra.Line
+		if len(extra.Content) > 0 {
+			line = extra.Content[0].Line
+		}
+		d.add(line, "", "a spec is one YAML document; found a second one")
 	} else if !errors.Is(err, io.EOF) {
 		d.yamlError(err)
 	}
@@ -224,7 +229,6 @@ func (d *decoder) nodes(n *yaml.Node, s *rawSpec) {
 		if !ok {
 			continue
 		}
-		before := len(d.errs)
 		hasService := false
 		for _, b := range body {
 			fp := path + "." + b.key
@@ -273,7 +277,7 @@ func (d *decoder) nodes(n *yaml.Node, s *rawSpec) {
 				d.add(rn.line, path+".service", "missing; name the microservice this node runs")
 			}
 		}
-		rn.decodedOK = len(d.errs) == before && hasService
+		rn.serviceOK = hasService
 	}
 }
 
@@ -391,6 +395,7 @@ func (d *decoder) workload(n *yaml.Node, s *rawSpec) {
 				}
 			}
 		case "mix":
+			s.mixLine = f.val.Line
 			body, ok := d.mapping(f.val, fp, "a map from source node to weight")
 			if !ok {
 				break
@@ -441,8 +446,8 @@ func (d *decoder) mapping(n *yaml.Node, path, what string) ([]pair, bool) {
 	dupOK := path == "nodes" || strings.HasSuffix(path, ".config") || strings.HasSuffix(path, ".mix")
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		if !d.notAlias(k, path) || !d.notAlias(v, path) {
-			continue
+		if !d.notAlias(k, path) {
+			continue // values are checked, with their own path, by whoever reads them
 		}
 		if k.Kind != yaml.ScalarNode {
 			d.add(k.Line, path, "want a name as key, got %s", kindName(k))
