@@ -48,6 +48,26 @@ func (p Pin) String() string {
 // MarshalText writes the spec spelling, so JSON output reads like the YAML.
 func (p Pin) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
 
+// UnmarshalText reads the spec spelling.
+func (p *Pin) UnmarshalText(b []byte) error {
+	v, ok := ParsePin(string(b))
+	if !ok {
+		return fmt.Errorf("app: %q is not a pin; use host, smartnic or any", b)
+	}
+	*p = v
+	return nil
+}
+
+// ParsePin returns the pin spelled s in a spec (host, smartnic, any).
+func ParsePin(s string) (Pin, bool) {
+	for i, n := range pinNames {
+		if n == s {
+			return Pin(i), true
+		}
+	}
+	return 0, false
+}
+
 // Policy is how an edge picks the destination shard of a message.
 type Policy uint8
 
@@ -73,6 +93,27 @@ func (p Policy) String() string {
 
 // MarshalText writes the spec spelling.
 func (p Policy) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalText reads the spec spelling.
+func (p *Policy) UnmarshalText(b []byte) error {
+	v, ok := ParsePolicy(string(b))
+	if !ok {
+		return fmt.Errorf("app: %q is not a policy; use key_hash, round_robin or broadcast", b)
+	}
+	*p = v
+	return nil
+}
+
+// ParsePolicy returns the policy spelled s in a spec (key_hash, round_robin,
+// broadcast).
+func ParsePolicy(s string) (Policy, bool) {
+	for i, n := range policyNames {
+		if n != "" && n == s {
+			return Policy(i), true
+		}
+	}
+	return 0, false
+}
 
 // ShardOf is the shard a KeyHash edge delivers key to. Keys are already
 // hashes (service.Generator and service.Context carry key hashes), so a

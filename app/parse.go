@@ -254,14 +254,9 @@ func (d *decoder) nodes(n *yaml.Node, s *rawSpec) {
 				}
 			case "pin":
 				if v, ok := d.str(b.val, fp); ok {
-					switch v {
-					case "any":
-						rn.pin = PinAny
-					case "host":
-						rn.pin = PinHost
-					case "smartnic":
-						rn.pin = PinSmartNIC
-					default:
+					if p, ok := ParsePin(v); ok {
+						rn.pin = p
+					} else {
 						d.add(b.val.Line, fp, "%q is not a pin; use host, smartnic or any", v)
 					}
 					rn.pinSet = true
@@ -326,14 +321,9 @@ func (d *decoder) edges(n *yaml.Node, s *rawSpec) {
 				re.to, hasTo = d.str(b.val, fp)
 			case "policy":
 				if v, ok := d.str(b.val, fp); ok {
-					switch v {
-					case "key_hash":
-						re.policy = KeyHash
-					case "round_robin":
-						re.policy = RoundRobin
-					case "broadcast":
-						re.policy = Broadcast
-					default:
+					if p, ok := ParsePolicy(v); ok {
+						re.policy = p
+					} else {
 						d.add(b.val.Line, fp, "%q is not a policy; use key_hash, round_robin or broadcast", v)
 					}
 				}
@@ -628,7 +618,8 @@ func tagName(t string) string {
 	return "value tagged " + t
 }
 
-// nearest returns the candidate within edit distance 2 of s, if any.
+// nearest returns the candidate within edit distance 2 of s or, failing
+// that, one that s starts with or that starts with s ("sqlite" -> "sql").
 func nearest(s string, candidates []string) string {
 	best, bestD := "", 3
 	for _, c := range candidates {
@@ -636,7 +627,15 @@ func nearest(s string, candidates []string) string {
 			best, bestD = c, d
 		}
 	}
-	return best
+	if best != "" || len(s) < 2 {
+		return best
+	}
+	for _, c := range candidates {
+		if len(c) >= 2 && (strings.HasPrefix(s, c) || strings.HasPrefix(c, s)) {
+			return c
+		}
+	}
+	return ""
 }
 
 func editDistance(a, b string) int {
