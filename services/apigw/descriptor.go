@@ -11,4 +11,6 @@ var Descriptor = service.Descriptor{
 	Migratable:   true,
 	Accelerators: service.AccelCrypto | service.AccelFloat64,
 	MemoryMB:     64,
+	New:          New,
+	NewGenerator: NewGenerator,
 }
