@@ -63,10 +63,10 @@
 //
 // 17 bytes, little endian:
 //
-//	 0 reason u8       a [Reason]: 0 ok, 1 rate-limited, 2 malformed, 3 bad-alg,
-//	                   4 bad-signature, 5 expired, 6 not-yet-valid, 7 missing-claim
-//	 1 tokens f64      tokens left in the client's bucket (0 if not reached)
-//	 9 retry-after i64 when rate-limited, ns until a token is available; else 0
+//	0 reason u8       a [Reason]: 0 ok, 1 rate-limited, 2 malformed, 3 bad-alg,
+//	                  4 bad-signature, 5 expired, 6 not-yet-valid, 7 missing-claim
+//	1 tokens f64      tokens left in the client's bucket (0 if not reached)
+//	9 retry-after i64 when rate-limited, ns until a token is available; else 0
 //
 // # Downstream
 //

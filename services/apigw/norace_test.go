@@ -1,0 +1,5 @@
+//go:build !race
+
+package apigw
+
+const raceEnabled = false
