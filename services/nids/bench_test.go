@@ -7,30 +7,15 @@ import (
 	"github.com/e3-platform/e3/services/internal/packet"
 )
 
-// benchPackets returns n generated 512-byte packets of the default
-// generator with seed 1, and their transport payloads.
+// benchPackets returns the benchmark packets and their payloads.
 func benchPackets(tb testing.TB, n, size int) (pkts, payloads [][]byte) {
 	tb.Helper()
-	g := NewGenerator(GenConfig{Seed: 1, Size: size})
-	for i := 0; i < n; i++ {
-		p, _ := g.Next(nil)
-		pkts = append(pkts, p)
-		payloads = append(payloads, transportPayload(tb, p))
-	}
-	return pkts, payloads
-}
-
-// transportPayload returns the TCP or UDP payload of a generated packet.
-func transportPayload(tb testing.TB, p []byte) []byte {
-	var ip packet.IPv4
-	if err := packet.ParseIPv4(p, &ip); err != nil {
+	pkts = BenchPacketSet(n, size, BenchSeed)
+	payloads, err := BenchPayloads(n, size, BenchSeed)
+	if err != nil {
 		tb.Fatal(err)
 	}
-	seg := ip.Payload(p)
-	if ip.Protocol == packet.ProtoTCP {
-		return seg[packet.TCPHeaderLen:]
-	}
-	return seg[packet.UDPHeaderLen:]
+	return pkts, payloads
 }
 
 var benchSink int
@@ -43,15 +28,22 @@ func BenchmarkMatch(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	_, payloads := benchPackets(b, 4096, packet.DefaultSize)
+	_, payloads := benchPackets(b, BenchPackets, packet.DefaultSize)
 	total := 0
 	for _, p := range payloads {
 		total += len(p)
 	}
+	one := m.scan1
+	force32 = true
+	m32, err := Compile(Patterns(GenerateRules(DefaultRuleSeed, DefaultRuleCount)))
+	force32 = false
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, v := range []struct {
 		name string
 		scan func([]byte, func(int, int))
-	}{{"streams=4", m.Scan}, {"streams=1", m.scan1}} {
+	}{{"streams=4", m.Scan}, {"streams=1", one}, {"streams=4/uint32", m32.Scan}} {
 		b.Run(v.name, func(b *testing.B) {
 			b.SetBytes(int64(total / len(payloads)))
 			b.ReportAllocs()
@@ -72,7 +64,7 @@ func BenchmarkHandle(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	pkts, _ := benchPackets(b, 4096, packet.DefaultSize)
+	pkts, _ := benchPackets(b, BenchPackets, packet.DefaultSize)
 	var c service.Context
 	b.SetBytes(int64(len(pkts[0])))
 	b.ReportAllocs()

@@ -1,6 +1,7 @@
 package nids
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"strconv"
 
@@ -261,3 +262,63 @@ func (g *Generator) fillMySQL(p []byte) {
 }
 
 var _ service.Generator = (*Generator)(nil)
+
+// Benchmark inputs shared by BenchmarkMatch, BenchmarkHandle and the C
+// peers in bench/ (written by bench/export), so all of them scan the same
+// bytes.
+const (
+	BenchPackets = 4096
+	BenchSeed    = 1
+)
+
+// BenchPacketSet returns n packets of size bytes from the default generator
+// with seed.
+func BenchPacketSet(n, size int, seed int64) [][]byte {
+	g := NewGenerator(GenConfig{Seed: seed, Size: size})
+	pkts := make([][]byte, n)
+	for i := range pkts {
+		pkts[i], _ = g.Next(nil)
+	}
+	return pkts
+}
+
+// BenchPayloads returns the TCP or UDP payloads of BenchPacketSet(n, size,
+// seed).
+func BenchPayloads(n, size int, seed int64) ([][]byte, error) {
+	pkts := BenchPacketSet(n, size, seed)
+	out := make([][]byte, n)
+	for i, p := range pkts {
+		var err error
+		if out[i], err = TransportPayload(p); err != nil {
+			return nil, fmt.Errorf("nids: packet %d: %w", i, err)
+		}
+	}
+	return out, nil
+}
+
+// TransportPayload returns the TCP or UDP payload of an unfragmented IPv4
+// packet.
+func TransportPayload(pkt []byte) ([]byte, error) {
+	var ip packet.IPv4
+	if err := packet.ParseIPv4(pkt, &ip); err != nil {
+		return nil, err
+	}
+	seg := ip.Payload(pkt)
+	switch {
+	case ip.IsFragment():
+		return nil, fmt.Errorf("%w: nids: packet is a fragment", service.ErrMalformed)
+	case ip.Protocol == packet.ProtoTCP:
+		var t packet.TCP
+		if err := packet.ParseTCP(seg, &t); err != nil {
+			return nil, err
+		}
+		return seg[t.HeaderLen:], nil
+	case ip.Protocol == packet.ProtoUDP:
+		var u packet.UDP
+		if err := packet.ParseUDP(seg, &u); err != nil {
+			return nil, err
+		}
+		return seg[packet.UDPHeaderLen:u.Length], nil
+	}
+	return nil, fmt.Errorf("%w: nids: protocol %d at offset 9 is neither TCP nor UDP", service.ErrMalformed, ip.Protocol)
+}

@@ -154,17 +154,19 @@ func TestByteClasses(t *testing.T) {
 		want int
 	}{
 		// unused bytes, {a,A}, {b,B}
-		{"nocase pairs share a class", []Pattern{{Bytes: []byte("ab"), NoCase: true}}, 3},
-		// unused, a, A, {b,B}
-		{"exact letters split pairs", []Pattern{{Bytes: []byte("ab"), NoCase: true}, {Bytes: []byte("A")}, {Bytes: []byte("a")}}, 4},
-		// all 256 bytes used exactly: no class for unused bytes
+		{"letters fold", []Pattern{{Bytes: []byte("ab"), NoCase: true}}, 3},
+		// case-sensitive letters fold too; they are confirmed on a match
+		{"exact letters fold", []Pattern{{Bytes: []byte("ab"), NoCase: true}, {Bytes: []byte("A")}, {Bytes: []byte("a")}}, 3},
+		// unused, 0x00, 0xff
+		{"binary", []Pattern{{Bytes: []byte{0, 0xff, 0}}}, 3},
+		// every byte used: 256 values less 26 folded letters, no unused class
 		{"every byte", []Pattern{{Bytes: func() []byte {
 			b := make([]byte, 256)
 			for i := range b {
 				b[i] = byte(i)
 			}
 			return b
-		}()}}, 256},
+		}()}}, 230},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -174,6 +176,17 @@ func TestByteClasses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withWidths runs f once with 16-bit tables (the default for small sets)
+// and once with 32-bit tables forced.
+func withWidths(t *testing.T, f func(t *testing.T)) {
+	t.Run("uint16", f)
+	t.Run("uint32", func(t *testing.T) {
+		force32 = true
+		defer func() { force32 = false }()
+		f(t)
+	})
 }
 
 // TestMatcherProperty compares the matcher with naiveMatches on random
@@ -187,32 +200,34 @@ func TestMatcherProperty(t *testing.T) {
 	}
 	for name, alpha := range alphabets {
 		t.Run(name, func(t *testing.T) {
-			rapid.Check(t, func(t *rapid.T) {
-				var sym *rapid.Generator[byte]
-				if alpha == nil {
-					sym = rapid.Byte()
-				} else {
-					sym = rapid.SampledFrom(alpha)
-				}
-				pats := rapid.SliceOfN(rapid.Custom(func(t *rapid.T) Pattern {
-					return Pattern{
-						Bytes:  rapid.SliceOfN(sym, 1, 8).Draw(t, "bytes"),
-						NoCase: rapid.Bool().Draw(t, "nocase"),
+			withWidths(t, func(t *testing.T) {
+				rapid.Check(t, func(t *rapid.T) {
+					var sym *rapid.Generator[byte]
+					if alpha == nil {
+						sym = rapid.Byte()
+					} else {
+						sym = rapid.SampledFrom(alpha)
 					}
-				}), 1, 24).Draw(t, "patterns")
-				// Sizes around the four-stream threshold and well above it;
-				// rapid alone would mostly draw short texts.
-				n := rapid.SampledFrom([]int{0, 1, 7, 63, 64, 65, 67, 128, 200, 401}).Draw(t, "len")
-				text := rapid.SliceOfN(sym, n, n).Draw(t, "text")
-				m, err := Compile(pats)
-				if err != nil {
-					t.Fatalf("Compile: %v", err)
-				}
-				got := m.AppendMatches(nil, text)
-				want := naiveMatches(pats, text)
-				if !slices.Equal(got, want) {
-					t.Fatalf("matches differ\n got  %v\n want %v", got, want)
-				}
+					pats := rapid.SliceOfN(rapid.Custom(func(t *rapid.T) Pattern {
+						return Pattern{
+							Bytes:  rapid.SliceOfN(sym, 1, 8).Draw(t, "bytes"),
+							NoCase: rapid.Bool().Draw(t, "nocase"),
+						}
+					}), 1, 24).Draw(t, "patterns")
+					// Sizes around the four-stream threshold and well above it;
+					// rapid alone would mostly draw short texts.
+					n := rapid.SampledFrom([]int{0, 1, 7, 63, 64, 65, 67, 128, 200, 401}).Draw(t, "len")
+					text := rapid.SliceOfN(sym, n, n).Draw(t, "text")
+					m, err := Compile(pats)
+					if err != nil {
+						t.Fatalf("Compile: %v", err)
+					}
+					got := m.AppendMatches(nil, text)
+					want := naiveMatches(pats, text)
+					if !slices.Equal(got, want) {
+						t.Fatalf("matches differ\n got  %v\n want %v", got, want)
+					}
+				})
 			})
 		})
 	}
@@ -221,27 +236,46 @@ func TestMatcherProperty(t *testing.T) {
 func TestMatcherLongPatterns(t *testing.T) {
 	// Patterns longer than a quarter of the text, so stitching has to run
 	// across a whole segment and beyond.
-	rapid.Check(t, func(t *rapid.T) {
-		sym := rapid.SampledFrom([]byte("xyX"))
-		pats := rapid.SliceOfN(rapid.Custom(func(t *rapid.T) Pattern {
-			return Pattern{Bytes: rapid.SliceOfN(sym, 20, 90).Draw(t, "bytes"), NoCase: rapid.Bool().Draw(t, "nocase")}
-		}), 1, 6).Draw(t, "patterns")
-		// Build the text from pieces of the patterns so long matches occur.
-		var text []byte
-		for len(text) < 200 {
-			if rapid.Bool().Draw(t, "piece") {
-				p := pats[rapid.IntRange(0, len(pats)-1).Draw(t, "which")]
-				text = append(text, p.Bytes...)
-			} else {
-				text = append(text, rapid.SliceOfN(sym, 1, 10).Draw(t, "noise")...)
+	withWidths(t, func(t *testing.T) {
+		rapid.Check(t, func(t *rapid.T) {
+			sym := rapid.SampledFrom([]byte("xyX"))
+			pats := rapid.SliceOfN(rapid.Custom(func(t *rapid.T) Pattern {
+				return Pattern{Bytes: rapid.SliceOfN(sym, 20, 90).Draw(t, "bytes"), NoCase: rapid.Bool().Draw(t, "nocase")}
+			}), 1, 6).Draw(t, "patterns")
+			// Build the text from pieces of the patterns so long matches occur.
+			var text []byte
+			for len(text) < 200 {
+				if rapid.Bool().Draw(t, "piece") {
+					p := pats[rapid.IntRange(0, len(pats)-1).Draw(t, "which")]
+					text = append(text, p.Bytes...)
+				} else {
+					text = append(text, rapid.SliceOfN(sym, 1, 10).Draw(t, "noise")...)
+				}
 			}
+			m, err := Compile(pats)
+			if err != nil {
+				t.Fatalf("Compile: %v", err)
+			}
+			if got, want := m.AppendMatches(nil, text), naiveMatches(pats, text); !slices.Equal(got, want) {
+				t.Fatalf("matches differ\n got  %v\n want %v", got, want)
+			}
+		})
+	})
+}
+
+func TestTableOKCatchesCorruption(t *testing.T) {
+	withWidths(t, func(t *testing.T) {
+		m := mustCompile(t, lit("abc", "bcd", "xyz"))
+		if err := m.tableOK(); err != nil {
+			t.Fatalf("fresh table: %v", err)
 		}
-		m, err := Compile(pats)
-		if err != nil {
-			t.Fatalf("Compile: %v", err)
+		if m.t16 != nil {
+			m.t16[1] = uint16(m.states)
+		} else {
+			m.t32[1] = uint32(m.states * (m.nclass + 2))
 		}
-		if got, want := m.AppendMatches(nil, text), naiveMatches(pats, text); !slices.Equal(got, want) {
-			t.Fatalf("matches differ\n got  %v\n want %v", got, want)
+		if err := m.tableOK(); err == nil {
+			t.Error("a transition past the last state was not reported")
 		}
 	})
 }
