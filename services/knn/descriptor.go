@@ -11,4 +11,6 @@ var Descriptor = service.Descriptor{
 	Migratable:   true,
 	Accelerators: service.AccelFloat32,
 	MemoryMB:     256,
+	New:          New,
+	NewGenerator: NewGenerator,
 }
