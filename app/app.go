@@ -149,8 +149,8 @@ type Workload struct {
 	// KeySpace is the number of distinct keys requests are drawn from.
 	KeySpace int
 	// Mix is the fraction of requests entering at each source node,
-	// normalised to sum to 1. Without a mix in the spec the sources share
-	// requests equally.
+	// normalised to sum to 1; every source has an entry. Without a mix in
+	// the spec the sources share requests equally.
 	Mix map[string]float64
 }
 
@@ -237,6 +237,10 @@ func (e *Edge) Reaches(src, dst int) bool {
 	}
 	return true
 }
+
+// KeyTarget is the primary a KeyHash edge delivers a message with key to:
+// the router's whole decision for such an edge.
+func (e *Edge) KeyTarget(key uint64) *Instance { return e.To.Primary(ShardOf(key, e.To.Shards)) }
 
 // Instance is one running copy of a node: the primary of a shard or one of
 // its backups. Backups receive no application traffic, only state

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -47,6 +48,9 @@ func TestGoodSpecLoads(t *testing.T) {
 	if a.Workload.RequestSize != app.DefaultRequestSize || a.Workload.KeySpace != app.DefaultKeySpace {
 		t.Errorf("workload defaults not applied: %+v", a.Workload)
 	}
+	if len(a.Workload.Mix) != 1 || a.Workload.Mix["gw"] != 1 {
+		t.Errorf("mix %v, want gw: 1", a.Workload.Mix)
+	}
 	e := a.Edges()[0]
 	if e.Policy != app.KeyHash || e.Share != 1 || e.SameKey {
 		t.Errorf("edge defaults not applied: %+v", e)
@@ -71,8 +75,8 @@ func TestErrors(t *testing.T) {
 			`f.yaml:5: nodes.store.service: unknown microservice "zzzzzzzz" (known: apigw, bayes`},
 		{"unknown edge endpoint", strings.Replace(good, "to: store", "to: stor", 1),
 			`f.yaml:7: edges[0].to: unknown node "stor"; did you mean "store"?`},
-		{"duplicate node", good + "  extra: 1\n" + "nodes2: x\n",
-			``}, // replaced below
+		{"duplicate node", strings.Replace(good, "edges:", "  gw: {service: apigw}\nedges:", 1),
+			`f.yaml:6: nodes.gw: duplicate node (first defined on line 4)`},
 		{"shards zero", strings.Replace(good, "shards: 4", "shards: 0", 1),
 			`f.yaml:5: nodes.store.shards: 0 is out of range; a node has 1 to 4096 shards`},
 		{"shards text", strings.Replace(good, "shards: 4", `shards: "4"`, 1),
@@ -123,8 +127,8 @@ func TestErrors(t *testing.T) {
 			`f.yaml:8: edges[1]: cycle: store -> store; the application must be a DAG`},
 		{"duplicate edge", good + "  - {from: gw, to: store, policy: broadcast}\n",
 			`f.yaml:8: edges[1]: duplicate edge gw->store (first on line 7)`},
-		{"same key on round robin", good + "  - {from: store, to: s2, policy: round_robin, key: same}\n" + "nodes2: 1\n",
-			``}, // replaced below
+		{"same key on round robin", strings.Replace(good, "edges:", "  s2: {service: count}\nedges:", 1) + "  - {from: store, to: s2, policy: round_robin, key: same}\n",
+			`f.yaml:9: edges[1].key: same applies to key_hash edges only; store->s2 is round_robin`},
 		{"same key from source", strings.Replace(good, "to: store}", "to: store, key: same}", 1),
 			`f.yaml:7: edges[0].key: same on gw->store: gw is a source, reached by ECMP rather than by key`},
 		{"key space too small", good + "workload: {key_space: 3}\n",
@@ -138,7 +142,7 @@ func TestErrors(t *testing.T) {
 		{"mix negative", good + "workload: {mix: {gw: -1}}\n",
 			`f.yaml:8: workload.mix.gw: weight -1 must be a positive number`},
 		{"yaml syntax", good + "  - {from: gw, to: [\n",
-			`f.yaml:8: YAML: did not find expected node content`},
+			`f.yaml:9: YAML: did not find expected node content`},
 		{"tab indent", strings.Replace(good, "  gw:", "\tgw:", 1),
 			`f.yaml:4: YAML: found character that cannot start any token`},
 		{"invalid utf8", strings.Replace(good, "shop", "sh\xffp", 1),
@@ -147,6 +151,14 @@ func TestErrors(t *testing.T) {
 			`f.yaml:5: character U+0001 is not allowed in YAML`},
 		{"alias", strings.Replace(strings.Replace(good, "{service: kvs, shards: 4, backups: 1}", "*x", 1), "{service: apigw", "&x {service: apigw", 1),
 			`f.yaml:5: nodes.store: aliases (*x) are not supported`},
+		{"flow map not closed", "name: x\nclass: {a\n", `f.yaml:2: YAML: did not find expected ',' or '}'`},
+		{"bad indent", "name: x\nclass: NFV\nnodes:\n  a: {service: nids}\n b: 1\n", `f.yaml:5: YAML: did not find expected key`},
+		{"sequence after map", "name: x\n- a\n", `f.yaml:2: YAML: did not find expected key`},
+		{"scanner error on line 1", "a: b: c\n", `f.yaml:1: YAML: mapping values are not allowed in this context`},
+		{"scanner error on line 3", "name: x\nclass: NFV\nnodes: a: b\n", `f.yaml:3: YAML: mapping values are not allowed in this context`},
+		{"unknown anchor", "name: x\nclass: NFV\nnodes: *nodes\n", `f.yaml:3: YAML: unknown anchor 'nodes' referenced`},
+		{"too large", "#" + strings.Repeat("x", app.MaxSpecBytes), `f.yaml:1: spec is 1048577 bytes; the limit is 1048576`},
+		{"too many instances", "name: x\nclass: NFV\nnodes:\n" + manyNodes(70, 4096), `f.yaml:4: nodes: the application expands to 286720 instances; the limit is 262144`},
 		{"empty", "", `f.yaml:1: spec is empty`},
 		{"comment only", "# nothing\n", `f.yaml:1: spec is empty`},
 		{"not a map", "- a\n- b\n", `f.yaml:1: want the spec, got a list`},
@@ -157,10 +169,6 @@ func TestErrors(t *testing.T) {
 			`f.yaml:4: nodes.gw.config.a: want a scalar value`},
 		{"nodes empty", "name: x\nclass: NFV\nnodes: {}\n", `f.yaml:3: nodes: is empty; an application needs at least one node`},
 	}
-	cases[3].spec = strings.Replace(good, "edges:", "  gw: {service: apigw}\nedges:", 1)
-	cases[3].want = `f.yaml:6: nodes.gw: duplicate node (first defined on line 4)`
-	cases[29].spec = strings.Replace(good, "edges:", "  s2: {service: count}\nedges:", 1) + "  - {from: store, to: s2, policy: round_robin, key: same}\n"
-	cases[29].want = `f.yaml:9: edges[1].key: same applies to key_hash edges only; store->s2 is round_robin`
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			list := loadErrs(t, c.spec)
@@ -309,4 +317,12 @@ func containsPrefix(l []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func manyNodes(n, shards int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "  n%d: {service: nids, shards: %d}\n", i, shards)
+	}
+	return b.String()
 }

@@ -29,13 +29,11 @@ func (a *App) expand() {
 		}
 		s.Ingress = w / total
 	}
-	if a.Workload.Mix != nil {
-		norm := make(map[string]float64, len(a.sources))
-		for _, s := range a.sources {
-			norm[s.Name] = s.Ingress
-		}
-		a.Workload.Mix = norm
+	norm := make(map[string]float64, len(a.sources))
+	for _, s := range a.sources {
+		norm[s.Name] = s.Ingress
 	}
+	a.Workload.Mix = norm
 
 	// Instances, grouped by node in topological order.
 	n := 0

@@ -178,7 +178,7 @@ func (d *decoder) check(raw *rawSpec, cat Catalog) *App {
 	d.checkCycles(specOrder)
 	d.checkReach(a, specOrder)
 	d.checkWorkload(a, raw, isSource)
-	d.checkSize(a, specOrder)
+	d.checkSize(a, specOrder, raw.nodesLine)
 	if len(d.errs) > 0 {
 		return nil
 	}
@@ -376,13 +376,13 @@ func (d *decoder) checkWorkload(a *App, raw *rawSpec, isSource map[*Node]bool) {
 }
 
 // checkSize keeps expansion within the package limits before it allocates.
-func (d *decoder) checkSize(a *App, nodes []*Node) {
+func (d *decoder) checkSize(a *App, nodes []*Node, nodesLine int) {
 	inst := 0
 	for _, n := range nodes {
 		inst += n.Shards * (1 + n.Backups)
 	}
 	if inst > MaxInstances {
-		d.add(0, "nodes", "the application expands to %d instances; the limit is %d", inst, MaxInstances)
+		d.add(nodesLine, "nodes", "the application expands to %d instances; the limit is %d", inst, MaxInstances)
 	}
 	links := 0
 	for _, e := range a.edges {

@@ -97,7 +97,7 @@ func (d *decoder) add(line int, field, format string, args ...any) {
 // It returns nil when the text is not YAML at all.
 func (d *decoder) decode(data []byte) *rawSpec {
 	if len(data) > MaxSpecBytes {
-		d.add(0, "", "spec is %d bytes; the limit is %d", len(data), MaxSpecBytes)
+		d.add(1, "", "spec is %d bytes; the limit is %d", len(data), MaxSpecBytes)
 		return nil
 	}
 	if line, msg, bad := scanText(data); bad {
@@ -110,7 +110,7 @@ func (d *decoder) decode(data []byte) *rawSpec {
 		if errors.Is(err, io.EOF) {
 			d.add(1, "", "spec is empty")
 		} else {
-			d.yamlError(err)
+			d.yamlError(err, data)
 		}
 		return nil
 	}
@@ -122,7 +122,7 @@ func (d *decoder) decode(data []byte) *rawSpec {
 		}
 		d.add(line, "", "a spec is one YAML document; found a second one")
 	} else if !errors.Is(err, io.EOF) {
-		d.yamlError(err)
+		d.yamlError(err, data)
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode {
@@ -542,17 +542,47 @@ func (d *decoder) unknown(f pair, path string, known []string) {
 	d.add(f.keyLine, join(path, f.key), "%s", msg)
 }
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+var (
+	yamlLineRE   = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+	yamlAnchorRE = regexp.MustCompile(`^yaml: unknown anchor '(.*)' referenced$`)
+)
 
-// yamlError converts a YAML syntax error into an Error with its line.
-func (d *decoder) yamlError(err error) {
+// yamlParserProblems are the messages of the YAML library's parser (as
+// opposed to its scanner). The library prints the parser's 0-based line
+// numbers as they are, and the scanner's plus one, so parser errors need one
+// added; an error on the first line has no number at all.
+var yamlParserProblems = map[string]bool{
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected <document start>": true,
+	"did not find expected <stream-start>":   true,
+	"did not find expected key":              true,
+	"did not find expected node content":     true,
+	"found duplicate %TAG directive":         true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found undefined tag handle":             true,
+}
+
+// yamlError converts a YAML syntax error into an Error with its 1-based line.
+func (d *decoder) yamlError(err error, data []byte) {
 	msg := err.Error()
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
+		if yamlParserProblems[m[2]] {
+			line++
+		}
 		d.add(line, "", "YAML: %s", m[2])
 		return
 	}
-	d.add(0, "", "YAML: %s", strings.TrimPrefix(msg, "yaml: "))
+	line := 1
+	if m := yamlAnchorRE.FindStringSubmatch(msg); m != nil {
+		if i := bytes.Index(data, []byte("*"+m[1])); i >= 0 {
+			line += bytes.Count(data[:i], []byte("\n"))
+		}
+	}
+	d.add(line, "", "YAML: %s", strings.TrimPrefix(msg, "yaml: "))
 }
 
 // scanText finds bytes YAML does not accept (invalid UTF-8, control
