@@ -96,13 +96,23 @@ func TestProblemErrors(t *testing.T) {
 		{"ingress above rate", func(p *Problem) { p.AddInstance(Instance{Name: "x", Service: "kvs", RPS: 1, IngressRPS: 2}) }, "IngressRPS = 2, want 0..RPS"},
 		{"NaN memory", func(p *Problem) { p.AddInstance(Instance{Name: "x", Service: "kvs", MemoryMB: math.NaN()}) }, "MemoryMB = NaN"},
 		{"unknown service", func(p *Problem) { p.AddInstance(Instance{Name: "x", Service: "toaster", RPS: 1}) }, `no calibration for microservice "toaster"`},
-		{"pin conflict", func(p *Problem) { p.AddInstance(Instance{Name: "s", Service: "sql", NonMigratable: true, Pin: PinSmartNIC}) }, "not migratable"},
+		{"pin conflict", func(p *Problem) {
+			p.AddInstance(Instance{Name: "s", Service: "sql", NonMigratable: true, Pin: PinSmartNIC})
+		}, "not migratable"},
 		{"backup of nothing", func(p *Problem) { p.AddBackup(4, ok) }, "backup of instance 4, which does not exist"},
-		{"backup of backup", func(p *Problem) { a := p.AddInstance(ok); b := p.AddBackup(a, Instance{Name: "b"}); p.AddBackup(b, Instance{Name: "c"}) }, "itself a backup"},
+		{"backup of backup", func(p *Problem) {
+			a := p.AddInstance(ok)
+			b := p.AddBackup(a, Instance{Name: "b"})
+			p.AddBackup(b, Instance{Name: "c"})
+		}, "itself a backup"},
 		{"busy backup", func(p *Problem) { a := p.AddInstance(ok); p.AddBackup(a, ok) }, "a backup takes no traffic"},
 		{"self edge", func(p *Problem) { a := p.AddInstance(ok); p.AddEdge(a, a, 1, 1) }, "kvs.0 -> itself"},
 		{"edge to nowhere", func(p *Problem) { a := p.AddInstance(ok); p.AddEdge(a, 7, 1, 1) }, "0 -> 7: no such instance"},
-		{"edge to backup", func(p *Problem) { a := p.AddInstance(ok); b := p.AddBackup(a, Instance{Name: "b"}); p.AddEdge(a, b, 1, 1) }, "backups take no traffic"},
+		{"edge to backup", func(p *Problem) {
+			a := p.AddInstance(ok)
+			b := p.AddBackup(a, Instance{Name: "b"})
+			p.AddEdge(a, b, 1, 1)
+		}, "backups take no traffic"},
 		{"infinite edge", func(p *Problem) { a, b := p.AddInstance(ok), p.AddInstance(ok); p.AddEdge(a, b, math.Inf(1), 1) }, "rps = +Inf"},
 		{"deploy off cluster", func(p *Problem) { a := p.AddInstance(ok); p.Deploy(a, 6) }, "deployed on node 6, the cluster has nodes 0..5"},
 		{"limits", func(p *Problem) { p.AddInstance(ok); p.Limits.CPU = 1.5 }, "Limits.CPU = 1.5"},
