@@ -61,7 +61,7 @@ func (d *decoder) check(raw *rawSpec, cat Catalog) *App {
 		desc, ok := cat.Lookup(rn.service)
 		if !ok || desc == nil {
 			msg := fmt.Sprintf("unknown microservice %q", rn.service)
-			if names, ok := cat.(interface{ Names() []string }); ok {
+			if names, ok := cat.(interface{ Names() []string }); ok && d.spendSuggestion() {
 				if s := nearest(rn.service, names.Names()); s != "" {
 					msg += fmt.Sprintf("; did you mean %q?", s)
 				} else {
@@ -92,11 +92,11 @@ func (d *decoder) check(raw *rawSpec, cat Catalog) *App {
 		}
 		from, okF := a.byName[re.from]
 		if !okF {
-			d.add(re.lines["from"], re.field+".from", "unknown node %q%s", re.from, suggest(re.from, a.byName))
+			d.add(re.lines["from"], re.field+".from", "unknown node %q%s", re.from, d.suggest(re.from, a.byName))
 		}
 		to, okT := a.byName[re.to]
 		if !okT {
-			d.add(re.lines["to"], re.field+".to", "unknown node %q%s", re.to, suggest(re.to, a.byName))
+			d.add(re.lines["to"], re.field+".to", "unknown node %q%s", re.to, d.suggest(re.to, a.byName))
 		}
 		if !okF || !okT {
 			continue
@@ -124,7 +124,7 @@ func (d *decoder) check(raw *rawSpec, cat Catalog) *App {
 			f := fmt.Sprintf("sources[%d]", i)
 			n, ok := a.byName[r.name]
 			if !ok {
-				d.add(r.line, f, "unknown node %q%s", r.name, suggest(r.name, a.byName))
+				d.add(r.line, f, "unknown node %q%s", r.name, d.suggest(r.name, a.byName))
 				continue
 			}
 			if l, dup := seen[r.name]; dup {
@@ -347,7 +347,7 @@ func (d *decoder) checkWorkload(a *App, raw *rawSpec, isSource map[*Node]bool) {
 		for _, k := range raw.mixOrder {
 			n, ok := a.byName[k]
 			if !ok {
-				d.add(raw.mixLines[k], "workload.mix."+k, "unknown node %q%s", k, suggest(k, a.byName))
+				d.add(raw.mixLines[k], "workload.mix."+k, "unknown node %q%s", k, d.suggest(k, a.byName))
 			} else if !isSource[n] {
 				d.add(raw.mixLines[k], "workload.mix."+k, "%q is not a source (sources: %s)", k, names(a.sources))
 			}
@@ -439,19 +439,33 @@ func (h *intHeap) Pop() any {
 	return x
 }
 
-func suggest(name string, byName map[string]*Node) string {
-	if len(byName) == 0 {
+// spendSuggestion reports whether another "did you mean" may be computed:
+// past the first few, a spec is broken wholesale and hints only cost time.
+func (d *decoder) spendSuggestion() bool {
+	d.suggestions++
+	return d.suggestions <= 32
+}
+
+// maxSuggest bounds the names suggest compares against, so that a spec with
+// thousands of nodes and thousands of bad references stays cheap to check.
+const maxSuggest = 256
+
+// suggest returns a hint for an unknown node name: the nearest known name,
+// or the list of known names when there are few.
+func (d *decoder) suggest(name string, byName map[string]*Node) string {
+	if len(byName) == 0 || len(byName) > maxSuggest || !d.spendSuggestion() {
 		return ""
 	}
-	cands := make([]string, 0, len(byName))
-	for k := range byName {
-		cands = append(cands, k)
+	if d.nodeNames == nil {
+		for k := range byName {
+			d.nodeNames = append(d.nodeNames, k)
+		}
+		sort.Strings(d.nodeNames)
 	}
-	sort.Strings(cands)
-	if s := nearest(name, cands); s != "" {
+	if s := nearest(name, d.nodeNames); s != "" {
 		return fmt.Sprintf("; did you mean %q?", s)
 	}
-	return fmt.Sprintf(" (nodes: %s)", strings.Join(cands, ", "))
+	return fmt.Sprintf(" (nodes: %s)", strings.Join(d.nodeNames, ", "))
 }
 
 func names(ns []*Node) string {

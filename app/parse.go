@@ -85,8 +85,10 @@ type rawRef struct {
 }
 
 type decoder struct {
-	file string
-	errs ErrorList
+	file      string
+	errs      ErrorList
+	nodeNames   []string // sorted, filled on first use by suggest
+	suggestions int      // hints computed so far
 }
 
 func (d *decoder) add(line int, field, format string, args ...any) {
@@ -534,7 +536,9 @@ func (d *decoder) float(n *yaml.Node, path string) (float64, bool) {
 // known one.
 func (d *decoder) unknown(f pair, path string, known []string) {
 	msg := fmt.Sprintf("unknown field %q", f.key)
-	if s := nearest(f.key, known); s != "" {
+	if !d.spendSuggestion() {
+		msg += fmt.Sprintf(" (known: %s)", strings.Join(known, ", "))
+	} else if s := nearest(f.key, known); s != "" {
 		msg += fmt.Sprintf("; did you mean %q?", s)
 	} else {
 		msg += fmt.Sprintf(" (known: %s)", strings.Join(known, ", "))
