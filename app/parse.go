@@ -85,8 +85,8 @@ type rawRef struct {
 }
 
 type decoder struct {
-	file      string
-	errs      ErrorList
+	file        string
+	errs        ErrorList
 	nodeNames   []string // sorted, filled on first use by suggest
 	suggestions int      // hints computed so far
 }
