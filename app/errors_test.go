@@ -167,6 +167,8 @@ func TestErrors(t *testing.T) {
 			`f.yaml:3: class: duplicate field (first on line 2)`},
 		{"config not scalar", strings.Replace(good, "shards: 2}", "shards: 2, config: {a: [1]}}", 1),
 			`f.yaml:4: nodes.gw.config.a: want a scalar value`},
+		{"config null", strings.Replace(good, "shards: 2}", "shards: 2, config: {a: ~}}", 1),
+			`f.yaml:4: nodes.gw.config.a: want a scalar value (quote it to pass text), got null "~"`},
 		{"nodes empty", "name: x\nclass: NFV\nnodes: {}\n", `f.yaml:3: nodes: is empty; an application needs at least one node`},
 	}
 	for _, c := range cases {

@@ -290,7 +290,7 @@ func (d *decoder) config(n *yaml.Node, path string) map[string]string {
 			d.add(f.keyLine, fp, "duplicate key")
 			continue
 		}
-		if f.val.Kind != yaml.ScalarNode {
+		if f.val.Kind != yaml.ScalarNode || f.val.ShortTag() == "!!null" {
 			d.add(f.val.Line, fp, "want a scalar value (quote it to pass text), got %s", kindName(f.val))
 			continue
 		}
