@@ -328,3 +328,23 @@ func manyNodes(n, shards int) string {
 	}
 	return b.String()
 }
+
+// TestNoReachabilityNoiseAfterBadEdge: when an edge names an unknown node,
+// the nodes behind it are not also reported unreachable.
+func TestNoReachabilityNoiseAfterBadEdge(t *testing.T) {
+	spec := `name: x
+class: RTA
+nodes:
+  a: {service: count}
+  b: {service: ema}
+  c: {service: spike}
+edges:
+  - {from: a, to: bb}
+  - {from: b, to: c}
+sources: [a]
+`
+	list := loadErrs(t, spec)
+	if len(list) != 1 || !strings.HasPrefix(list[0].Error(), `f.yaml:8: edges[0].to: unknown node "bb"`) {
+		t.Errorf("got\n%v", list)
+	}
+}

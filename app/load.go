@@ -86,8 +86,10 @@ func (d *decoder) check(raw *rawSpec, cat Catalog) *App {
 	// Edges: resolve endpoints, then check families and duplicates.
 	type pairKey struct{ from, to string }
 	firstEdge := map[pairKey]int{}
+	edgesBroken := false // some edge did not resolve: reachability would mislead
 	for _, re := range raw.edges {
 		if !re.endpointOK {
+			edgesBroken = true
 			continue
 		}
 		from, okF := a.byName[re.from]
@@ -99,6 +101,7 @@ func (d *decoder) check(raw *rawSpec, cat Catalog) *App {
 			d.add(re.lines["to"], re.field+".to", "unknown node %q%s", re.to, d.suggest(re.to, a.byName))
 		}
 		if !okF || !okT {
+			edgesBroken = true
 			continue
 		}
 		k := pairKey{re.from, re.to}
@@ -176,7 +179,9 @@ func (d *decoder) check(raw *rawSpec, cat Catalog) *App {
 	}
 
 	d.checkCycles(specOrder)
-	d.checkReach(a, specOrder)
+	if !edgesBroken {
+		d.checkReach(a, specOrder)
+	}
 	d.checkWorkload(a, raw, isSource)
 	d.checkSize(a, specOrder, raw.nodesLine)
 	if len(d.errs) > 0 {
