@@ -68,6 +68,7 @@ func BenchmarkHandle(b *testing.B) {
 	var c service.Context
 	b.SetBytes(int64(len(pkts[0])))
 	b.ReportAllocs()
+	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		c.Reset(0, 0, nil)
 		if err := h.Handle(&c, pkts[i%len(pkts)]); err != nil {
