@@ -11,4 +11,6 @@ var Descriptor = service.Descriptor{
 	Migratable:   true,
 	Accelerators: service.AccelAtomics,
 	MemoryMB:     1024,
+	New:          New,
+	NewGenerator: NewGenerator,
 }
