@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"syscall"
+	"time"
 
 	"golang.org/x/net/ipv4"
 )
@@ -106,6 +107,11 @@ func (c *UDPConn) Close() error {
 	}
 	return err
 }
+
+// SetReadDeadline makes a blocked ReadBatch give up at t with an error
+// wrapping os.ErrDeadlineExceeded; the zero time means no deadline. A
+// client uses it to notice lost replies.
+func (c *UDPConn) SetReadDeadline(t time.Time) error { return c.conn.SetReadDeadline(t) }
 
 // ReadBatch reads at least one datagram, blocking until one arrives.
 func (c *UDPConn) ReadBatch(ms []Message) (int, error) {
