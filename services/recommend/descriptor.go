@@ -11,4 +11,6 @@ var Descriptor = service.Descriptor{
 	Migratable:   true,
 	Accelerators: service.AccelPattern | service.AccelFloat32,
 	MemoryMB:     512,
+	New:          New,
+	NewGenerator: NewGenerator,
 }

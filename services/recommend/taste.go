@@ -1,0 +1,194 @@
+package recommend
+
+import (
+	"math"
+	"math/rand/v2"
+
+	"github.com/e3-platform/e3/service"
+)
+
+// taste is the hidden model the seed ratings and the generated requests are
+// drawn from, so that they have the structure collaborative filtering
+// exploits: every user and item has a vector of latentDims tastes drawn from
+// N(0, 1/2), and user u rates item i about 3 + u.i (standard deviation 1)
+// plus noise of standard deviation 0.5, rounded and clamped to 1..5 stars.
+// Items are rated with Zipf popularity (exponent 0.8: a long tail, but
+// flatter than word frequencies): item 0 is the most popular.
+type taste struct {
+	users, items []float64 // row-major latent vectors
+	pop          *aliasTable
+}
+
+const latentDims = 4
+
+func newTaste(seed uint64, users, items int) *taste {
+	rng := rand.New(rand.NewPCG(seed, 0x7a57e))
+	t := &taste{users: make([]float64, users*latentDims), items: make([]float64, items*latentDims)}
+	for i := range t.users {
+		t.users[i] = rng.NormFloat64() * math.Sqrt2 / 2
+	}
+	for i := range t.items {
+		t.items[i] = rng.NormFloat64() * math.Sqrt2 / 2
+	}
+	w := make([]float64, items)
+	for r := range w {
+		w[r] = math.Pow(float64(r+1), -0.8)
+	}
+	t.pop = newAliasTable(w)
+	return t
+}
+
+// rate draws user u's rating of item i.
+func (t *taste) rate(rng *rand.Rand, u, i int) float64 {
+	var dot float64
+	for d := range latentDims {
+		dot += t.users[u*latentDims+d] * t.items[i*latentDims+d]
+	}
+	return math.Max(1, math.Min(5, math.Round(3+dot+0.5*rng.NormFloat64())))
+}
+
+// seedRatings fills st with generated ratings: each user rates between half
+// and one and a half times perUser distinct items (mean perUser), chosen by
+// popularity. Items get dense indices in order of first rating, as if the
+// ratings had arrived one by one.
+func seedRatings(st *state, c config) {
+	t := newTaste(c.seed, c.users, c.items)
+	rng := rand.New(rand.NewPCG(c.seed, 0x5eed))
+	dense := make([]int32, c.items) // item -> dense index + 1
+	var itemIDs, users []uint64
+	lists := make([][]rating, c.users)
+	for u := range c.users {
+		n := min(c.perUser/2+rng.IntN(c.perUser+1), c.items)
+		list := make([]rating, 0, n)
+		for tries := 0; len(list) < n && tries < 20*n; tries++ {
+			i := int(t.pop.sample(rng))
+			if dense[i] == 0 {
+				itemIDs = append(itemIDs, uint64(i))
+				dense[i] = int32(len(itemIDs))
+			}
+			idx := uint32(dense[i] - 1)
+			dup := false
+			for _, x := range list {
+				if x.item == idx {
+					dup = true
+					break
+				}
+			}
+			if !dup {
+				list = append(list, rating{idx, t.rate(rng, u, i)})
+			}
+		}
+		users = append(users, uint64(u))
+		lists[u] = list
+	}
+	st.load(users, lists, itemIDs)
+}
+
+// DefaultRequestSize is the request size of the paper's benchmarks.
+const DefaultRequestSize = 512
+
+// queryShare is the fraction of generated requests that ask for
+// recommendations; the rest are ratings. Ratings dominate a live service's
+// traffic, but queries cost most of its time.
+const queryShare = 0.2
+
+type generator struct {
+	rng  *rand.Rand
+	size int
+	t    *taste
+	now  int64
+}
+
+// NewGenerator returns a deterministic generator for an instance with the
+// default configuration: four in five requests are ratings (OpObserve, Key a
+// user, Item an item drawn by popularity, Value the user's 1-5 star rating
+// under the hidden taste model), one in five asks for recommendations
+// (OpQuery, Key a user). Users are uniform among the default 1,000, items
+// among the default 500, so ratings keep changing the seeded matrix. Each
+// request is padded to size bytes (512 when size is 0 or less); the routing
+// key is a hash of the user id, so one user's ratings stay on one shard.
+func NewGenerator(seed int64, size int) service.Generator {
+	if size <= 0 {
+		size = DefaultRequestSize
+	}
+	return &generator{
+		rng:  rand.New(rand.NewPCG(uint64(seed), 0x3ec)),
+		size: size,
+		t:    newTaste(DefaultSeed, DefaultUsers, DefaultItems),
+		now:  1_700_000_000_000_000_000,
+	}
+}
+
+func (g *generator) Next(dst []byte) ([]byte, uint64) {
+	u := g.rng.IntN(DefaultUsers)
+	g.now += 1_000_000
+	ev := service.Event{Op: service.OpQuery, Key: uint64(u), Time: g.now}
+	if g.rng.Float64() >= queryShare {
+		i := int(g.t.pop.sample(g.rng))
+		ev.Op, ev.Item, ev.Value = service.OpObserve, uint64(i), g.t.rate(g.rng, u, i)
+	}
+	out, _ := service.AppendEvent(dst[:0], &ev, g.size) // no variable parts
+	return out, mix64(ev.Key)
+}
+
+// mix64 is the splitmix64 finaliser; it turns a small id into a well spread
+// routing key.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
+// aliasTable samples from a discrete distribution in constant time
+// (Walker's alias method, in Vose's construction).
+type aliasTable struct {
+	prob  []float64
+	alias []uint32
+}
+
+func newAliasTable(w []float64) *aliasTable {
+	n := len(w)
+	t := &aliasTable{prob: make([]float64, n), alias: make([]uint32, n)}
+	var sum float64
+	for _, x := range w {
+		sum += x
+	}
+	scaled := make([]float64, n)
+	var small, large []uint32
+	for i, x := range w {
+		scaled[i] = x * float64(n) / sum
+		if scaled[i] < 1 {
+			small = append(small, uint32(i))
+		} else {
+			large = append(large, uint32(i))
+		}
+	}
+	for len(small) > 0 && len(large) > 0 {
+		s, l := small[len(small)-1], large[len(large)-1]
+		small = small[:len(small)-1]
+		t.prob[s], t.alias[s] = scaled[s], l
+		scaled[l] += scaled[s] - 1
+		if scaled[l] < 1 {
+			large = large[:len(large)-1]
+			small = append(small, l)
+		}
+	}
+	for _, i := range large {
+		t.prob[i], t.alias[i] = 1, i
+	}
+	for _, i := range small {
+		t.prob[i], t.alias[i] = 1, i
+	}
+	return t
+}
+
+func (t *aliasTable) sample(rng *rand.Rand) uint32 {
+	x := rng.Uint64()
+	i := uint32((x >> 32) * uint64(len(t.prob)) >> 32)
+	if float64(uint32(x))*(1.0/(1<<32)) < t.prob[i] {
+		return i
+	}
+	return t.alias[i]
+}
