@@ -20,10 +20,16 @@ import (
 var ErrDropped = errors.New("natv4: packet dropped")
 
 var (
-	ErrNoRoute     = fmt.Errorf("%w: no route", ErrDropped)
-	ErrNoMapping   = fmt.Errorf("%w: no mapping for inbound packet", ErrDropped)
-	ErrTableFull   = fmt.Errorf("%w: translation table full", ErrDropped)
-	ErrTTL         = fmt.Errorf("%w: TTL expired", ErrDropped)
+	// ErrNoRoute: no route covers the destination.
+	ErrNoRoute = fmt.Errorf("%w: no route", ErrDropped)
+	// ErrNoMapping: a packet to an outside address matches no mapping.
+	ErrNoMapping = fmt.Errorf("%w: no mapping for inbound packet", ErrDropped)
+	// ErrTableFull: a new flow found no room in the translation table.
+	ErrTableFull = fmt.Errorf("%w: translation table full", ErrDropped)
+	// ErrTTL: the TTL would reach zero here.
+	ErrTTL = fmt.Errorf("%w: TTL expired", ErrDropped)
+	// ErrUntranslate: a packet that needs translation carries no ports
+	// (not TCP or UDP, or a non-first fragment).
 	ErrUntranslate = fmt.Errorf("%w: cannot translate", ErrDropped)
 )
 
