@@ -738,9 +738,13 @@ func benchmark(b *testing.B, keep func(op service.Op) bool) {
 // BenchmarkHandle runs the generator's mix: 80% ratings, 20% queries.
 func BenchmarkHandle(b *testing.B) { benchmark(b, func(service.Op) bool { return true }) }
 
-func BenchmarkRate(b *testing.B) { benchmark(b, func(op service.Op) bool { return op == service.OpObserve }) }
+func BenchmarkRate(b *testing.B) {
+	benchmark(b, func(op service.Op) bool { return op == service.OpObserve })
+}
 
-func BenchmarkQuery(b *testing.B) { benchmark(b, func(op service.Op) bool { return op == service.OpQuery }) }
+func BenchmarkQuery(b *testing.B) {
+	benchmark(b, func(op service.Op) bool { return op == service.OpQuery })
+}
 
 func BenchmarkNew(b *testing.B) {
 	b.ReportAllocs()

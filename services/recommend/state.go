@@ -60,15 +60,15 @@ type rowMeta struct {
 
 // state is the instance's collections.
 type state struct {
-	baseline float64 // subtracted from every rating
-	items   *collections.Map[uint64, uint32]   // item id -> dense index
-	itemIDs *collections.Array[uint64]         // dense index -> item id
-	norm2   *collections.Array[float64]        // dense index -> sum of squared ratings
-	rows    *collections.Array[rowMeta]        // dense index -> neighbour list
-	co      *collections.Array[coEntry]        // the blocks of all neighbour lists
-	next    *collections.Array[uint32]         // block -> next block of its list
-	pos     *collections.Map[uint64, uint32]   // (i<<32 | j) -> position of j in i's list
-	users   *collections.Map[uint64, []rating] // user id -> the user's ratings
+	baseline float64                            // subtracted from every rating
+	items    *collections.Map[uint64, uint32]   // item id -> dense index
+	itemIDs  *collections.Array[uint64]         // dense index -> item id
+	norm2    *collections.Array[float64]        // dense index -> sum of squared ratings
+	rows     *collections.Array[rowMeta]        // dense index -> neighbour list
+	co       *collections.Array[coEntry]        // the blocks of all neighbour lists
+	next     *collections.Array[uint32]         // block -> next block of its list
+	pos      *collections.Map[uint64, uint32]   // (i<<32 | j) -> position of j in i's list
+	users    *collections.Map[uint64, []rating] // user id -> the user's ratings
 }
 
 func newState(s collections.Store, baseline float64) (*state, error) {
@@ -86,7 +86,10 @@ func newState(s collections.Store, baseline float64) (*state, error) {
 	attach(func() (e error) { st.co, e = collections.NewArray(s, "co", 0, coCodec{}); return })
 	attach(func() (e error) { st.next, e = collections.NewArray(s, "next_block", 0, u32Codec{}); return })
 	attach(func() (e error) { st.pos, e = collections.NewMap(s, "pos", collections.Uint64, u32Codec{}); return })
-	attach(func() (e error) { st.users, e = collections.NewMap(s, "users", collections.Uint64, ratingsCodec{}); return })
+	attach(func() (e error) {
+		st.users, e = collections.NewMap(s, "users", collections.Uint64, ratingsCodec{})
+		return
+	})
 	if err != nil {
 		return nil, fmt.Errorf("recommend: %w", err)
 	}
@@ -295,4 +298,3 @@ func (ratingsCodec) Decode(b []byte) ([]rating, error) {
 	}
 	return out, nil
 }
-
