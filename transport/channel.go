@@ -55,8 +55,10 @@ type EndpointConfig struct {
 	// default timeouts that is about 2 to 5 s of silence).
 	MaxRetries int
 	// AcceptQueue is how many channels opened by peers may wait for Accept
-	// (default 64). Frames for a new channel that finds the queue full are
-	// dropped; the peer resends them.
+	// (default 64; -1 turns accepting off). Frames for a channel that is
+	// neither open here nor has room in the queue are dropped, and the peer
+	// resends them, so an endpoint whose user opens every channel itself
+	// (both ends call Open with agreed ids) can set -1 and lose nothing.
 	AcceptQueue int
 	// Unhandled, if set, receives every datagram that is not a channel
 	// frame (see [IsFrame]), for example bare E3 requests from clients, so
@@ -98,8 +100,8 @@ func (c *EndpointConfig) fill() (*sessionConfig, error) {
 		return nil, fmt.Errorf("transport: endpoint config: RTO bounds min %v, initial %v, max %v: want 0 < min <= max and initial > 0", c.MinRTO, c.InitialRTO, c.MaxRTO)
 	case c.MaxRetries < 1:
 		return nil, fmt.Errorf("transport: endpoint config: MaxRetries %d: want at least 1", c.MaxRetries)
-	case c.AcceptQueue < 0:
-		return nil, fmt.Errorf("transport: endpoint config: AcceptQueue %d: want at least 0", c.AcceptQueue)
+	case c.AcceptQueue < -1:
+		return nil, fmt.Errorf("transport: endpoint config: AcceptQueue %d: want -1 (off) or more", c.AcceptQueue)
 	}
 	maxMsg := c.MaxDatagram - frameHeaderSize - frameLenSize
 	if maxMsg > 0xffff {
@@ -182,7 +184,7 @@ func NewEndpoint(conn BatchConn, cfg EndpointConfig) (*Endpoint, error) {
 		cfg:    cfg,
 		scfg:   scfg,
 		chans:  make(map[chanKey]*Channel),
-		accept: make(chan *Channel, cfg.AcceptQueue),
+		accept: make(chan *Channel, max(cfg.AcceptQueue, 0)),
 		kick:   make(chan struct{}, 1),
 		done:   make(chan struct{}),
 	}
@@ -360,7 +362,7 @@ func (e *Endpoint) lookup(k chanKey) *Channel {
 	if c := e.chans[k]; c != nil || e.closed {
 		return c
 	}
-	if len(e.accept) == cap(e.accept) {
+	if len(e.accept) == cap(e.accept) { // full, or accepting is off
 		return nil
 	}
 	c := e.newChannel(k)

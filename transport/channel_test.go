@@ -348,7 +348,7 @@ func TestChannelPeerGone(t *testing.T) {
 func TestEndpointConfigErrors(t *testing.T) {
 	for _, cfg := range []EndpointConfig{
 		{Window: -1}, {MaxDatagram: 10}, {MaxDatagram: 70000}, {Batch: -2},
-		{MinRTO: time.Second, MaxRTO: time.Millisecond}, {MaxRetries: -1}, {AcceptQueue: -1},
+		{MinRTO: time.Second, MaxRTO: time.Millisecond}, {MaxRetries: -1}, {AcceptQueue: -2},
 	} {
 		if _, err := cfg.fill(); err == nil {
 			t.Errorf("config %+v accepted", cfg)
@@ -429,5 +429,38 @@ func TestChannelNoAllocs(t *testing.T) {
 	}
 	if allocs := testing.AllocsPerRun(2000, step); allocs > 0.01 {
 		t.Fatalf("%v allocations per message, want 0", allocs)
+	}
+}
+
+// TestChannelOpenLate: with accepting off, frames for a channel the
+// receiver has not opened yet are dropped, and resent until it does:
+// opening late costs time, not messages.
+func TestChannelOpenLate(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	clk := NewManualClock(epoch)
+	n, a, b := memEndpoints(t, clk, 1, LinkConfig{Delay: 100 * time.Microsecond}, EndpointConfig{AcceptQueue: -1})
+	defer n.Close()
+	defer a.Close()
+	defer b.Close()
+	ca, _ := a.Open(b.LocalAddr(), 3)
+	for i := range 3 {
+		if err := ca.TrySend([]byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	drive(t, clk, time.Second, "dropped frames", func() bool { return b.Stats().UnknownChannel > 0 })
+	cb, _ := b.Open(a.LocalAddr(), 3)
+	var got []byte
+	drive(t, clk, time.Minute, "late delivery", func() bool {
+		for {
+			m, err := cb.TryRecv(nil)
+			if err != nil {
+				return len(got) == 3
+			}
+			got = append(got, m...)
+		}
+	})
+	if string(got) != "\x00\x01\x02" {
+		t.Fatalf("got %v", got)
 	}
 }
