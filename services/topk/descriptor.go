@@ -11,4 +11,6 @@ var Descriptor = service.Descriptor{
 	Migratable:   true,
 	Accelerators: 0,
 	MemoryMB:     128,
+	New:          New,
+	NewGenerator: NewGenerator,
 }
