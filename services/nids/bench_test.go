@@ -76,3 +76,37 @@ func BenchmarkHandle(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkHandleWorstCase measures a 1500-byte packet stuffed with rule
+// contents back to back, port-free ones first so that as many rules as
+// possible fire: the cost an attacker can force per packet.
+func BenchmarkHandleWorstCase(b *testing.B) {
+	rules := GenerateRules(DefaultRuleSeed, DefaultRuleCount)
+	h, err := NewHandler(Config{Rules: rules})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var payload []byte
+	for _, r := range rules {
+		if r.DstPort == 0 && r.Proto != 17 && len(payload)+len(r.Content) <= 1460 {
+			payload = append(payload, r.Content...)
+		}
+	}
+	pkt := mkPacket(b, packet.ProtoTCP, 80, string(payload))
+	var c service.Context
+	c.Reset(0, 0, nil)
+	if err := h.Handle(&c, pkt); err != nil {
+		b.Fatal(err)
+	}
+	r, _ := DecodeReply(c.Response())
+	b.Logf("%d-byte packet, %d occurrences, %d sids reported (truncated %v)", len(pkt), h.Matcher().Count(payload), len(r.SIDs), r.Truncated)
+	b.SetBytes(int64(len(pkt)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c.Reset(0, 0, nil)
+		if err := h.Handle(&c, pkt); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

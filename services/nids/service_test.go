@@ -397,3 +397,11 @@ func TestHandleConcurrent(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestGeneratorNoAllocs(t *testing.T) {
+	g := NewGenerator(GenConfig{Seed: 8, Size: 512})
+	buf, _ := g.Next(nil)
+	if a := testing.AllocsPerRun(500, func() { buf, _ = g.Next(buf) }); a != 0 {
+		t.Errorf("Next with a large enough buffer allocates %.2f times", a)
+	}
+}
