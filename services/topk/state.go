@@ -50,7 +50,10 @@ func newState(s collections.Store, w int) (*state, error) {
 	}
 	attach(func() (e error) { st.window, e = collections.NewArray(s, "window", 0, collections.Uint64); return })
 	attach(func() (e error) { st.count, e = collections.NewArray(s, "count", 0, collections.Uint64); return })
-	attach(func() (e error) { st.latest, e = collections.NewMap(s, "latest", collections.Uint64, slotCodec{}); return })
+	attach(func() (e error) {
+		st.latest, e = collections.NewMap(s, "latest", collections.Uint64, slotCodec{})
+		return
+	})
 	attach(func() (e error) { st.ranked, e = collections.NewArray(s, "ranked", 0, scoredCodec{}); return })
 	if err != nil {
 		return nil, fmt.Errorf("topk: %w", err)
