@@ -219,7 +219,8 @@ func (g *Generator) fillHTTP(p []byte) {
 	for i < len(p) { // form body
 		i = put(p, i, words[g.rng.IntN(len(words))])
 		i = put(p, i, "=")
-		i = put(p, i, strconv.Itoa(g.rng.IntN(10000)))
+		var num [8]byte
+		i += copy(p[i:], strconv.AppendInt(num[:0], int64(g.rng.IntN(10000)), 10))
 		i = put(p, i, "&")
 	}
 }
