@@ -11,4 +11,6 @@ var Descriptor = service.Descriptor{
 	Migratable:   false,
 	Accelerators: 0,
 	MemoryMB:     1024,
+	New:          New,
+	NewGenerator: NewGenerator,
 }
