@@ -8,7 +8,7 @@
  * the same per-message work the Go server in udpecho does.
  *
  * Build: gcc -O2 -Wall -o echo echo.c
- * Run:   ./echo 127.0.0.1 9000 [batch]
+ * Run:   ./echo 127.0.0.1 9000 [batch [socket-buffer-bytes]]
  * It serves until SIGINT or SIGTERM, then prints how many datagrams it
  * echoed.
  */
@@ -35,7 +35,7 @@ static void on_signal(int sig) { (void)sig; stop = 1; }
 
 int main(int argc, char **argv) {
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s ADDR PORT [BATCH]\n", argv[0]);
+		fprintf(stderr, "usage: %s ADDR PORT [BATCH [SOCKET_BUFFER]]\n", argv[0]);
 		return 2;
 	}
 	int batch = argc > 3 ? atoi(argv[3]) : 64;
@@ -45,7 +45,7 @@ int main(int argc, char **argv) {
 	}
 	int fd = socket(AF_INET, SOCK_DGRAM, 0);
 	if (fd < 0) { perror("echo: socket"); return 1; }
-	int size = 4 << 20;
+	int size = argc > 4 ? atoi(argv[4]) : 4 << 20;
 	/* Force past rmem_max when root, as the Go side does; else capped. */
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0)
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);

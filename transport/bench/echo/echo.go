@@ -9,7 +9,6 @@
 package echo
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -82,7 +81,7 @@ type Result struct {
 	RPS         float64       // Requests / Seconds
 	Resent      uint64        // requests resent after 200 ms without a reply (lost)
 	MeanLatency time.Duration // mean request-to-reply time
-	ServerCPU   float64       // server CPU seconds (user+system) in the interval; 0 if unknown
+	ServerCPU   float64       // server CPU seconds (all threads, from schedstat) in the interval; 0 if unknown
 	ClientCPU   float64       // client CPU seconds in the interval
 	// RPSPerCore is Requests per server CPU second: the rate one fully busy
 	// server core would sustain. It is the fair figure when the client,
@@ -235,31 +234,30 @@ func Load(cfg LoadConfig) (Result, error) {
 	return res, nil
 }
 
-// processCPU returns a process's user+system CPU seconds from
-// /proc/PID/stat (fields 14 and 15, in clock ticks of 1/100 s), or 0.
+// processCPU returns the CPU seconds all threads of a process have run,
+// from /proc/PID/task/*/schedstat (nanoseconds, so short intervals measure
+// well), or 0 if it cannot be read.
 func processCPU(pid int) float64 {
 	if pid <= 0 {
 		return 0
 	}
-	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/stat")
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, err := os.ReadDir(dir)
 	if err != nil {
 		return 0
 	}
-	defer f.Close()
-	line, _ := bufio.NewReader(f).ReadBytes('\n')
-	// The command name may contain spaces: fields start after the last ')'.
-	i := bytes.LastIndexByte(line, ')')
-	if i < 0 {
-		return 0
+	var ns float64
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/schedstat")
+		if err != nil {
+			continue // the thread ended meanwhile
+		}
+		if f := bytes.Fields(b); len(f) > 0 {
+			v, _ := strconv.ParseFloat(string(f[0]), 64)
+			ns += v
+		}
 	}
-	fields := bytes.Fields(line[i+1:])
-	if len(fields) < 13 {
-		return 0
-	}
-	// After ')' come state (field 3), ... utime is field 14, stime 15.
-	ut, _ := strconv.ParseFloat(string(fields[11]), 64)
-	st, _ := strconv.ParseFloat(string(fields[12]), 64)
-	return (ut + st) / 100
+	return ns / 1e9
 }
 
 func selfCPU() float64 {
@@ -268,4 +266,120 @@ func selfCPU() float64 {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// BurstConfig configures [Burst].
+type BurstConfig struct {
+	Server    netip.AddrPort
+	ServerPID int // required: the server is stopped and resumed by signal
+	Requests  int // requests per round
+	Rounds    int
+	Batch     int
+	Payload   int
+}
+
+// Burst measures the server saturated, free of any interference from the
+// client: each round stops the server (SIGSTOP), queues Requests requests
+// in its socket buffer, resumes it (SIGCONT) and collects the replies. The
+// server then works through full batches as fast as its core allows, and
+// its CPU time over the round is the cost of exactly those requests. The
+// result's RPSPerCore is requests per second of server CPU. The server's
+// and the client's socket buffers must hold a whole round (the servers
+// take a buffer size argument; run.sh passes 64 MiB).
+func Burst(cfg BurstConfig) (Result, error) {
+	if cfg.ServerPID <= 0 || cfg.Requests < 1 || cfg.Rounds < 1 || cfg.Batch < 1 || cfg.Payload < 0 {
+		return Result{}, fmt.Errorf("echo: burst config %+v: want ServerPID, Requests, Rounds, Batch >= 1 and Payload >= 0", cfg)
+	}
+	conn, err := transport.ListenUDP(netip.AddrPortFrom(cfg.Server.Addr(), 0), transport.UDPConfig{SocketBuffer: 64 << 20})
+	if err != nil {
+		return Result{}, err
+	}
+	defer conn.Close()
+	size := transport.HeaderSize + cfg.Payload
+	out := transport.NewMessages(cfg.Batch, size)
+	in := transport.NewMessages(cfg.Batch, 2048)
+	hdr := transport.Header{Kind: transport.KindRequest, App: 1, Instance: 1, PayloadLen: uint32(cfg.Payload), Weight: transport.InitialWeight}
+	var res Result
+	var h transport.Header
+	for round := 0; round < cfg.Rounds; round++ {
+		if err := syscall.Kill(cfg.ServerPID, syscall.SIGSTOP); err != nil {
+			return res, fmt.Errorf("echo: stop server %d: %w", cfg.ServerPID, err)
+		}
+		if err := waitStopped(cfg.ServerPID); err != nil {
+			syscall.Kill(cfg.ServerPID, syscall.SIGCONT)
+			return res, err
+		}
+		for sent := 0; sent < cfg.Requests; {
+			k := min(cfg.Batch, cfg.Requests-sent)
+			for i := range k {
+				hdr.Request = uint64(sent + i)
+				hdr.Encode(out[i].Buf)
+				out[i].N = size
+				out[i].Addr = cfg.Server
+			}
+			if _, err := conn.WriteBatch(out[:k]); err != nil {
+				syscall.Kill(cfg.ServerPID, syscall.SIGCONT)
+				return res, err
+			}
+			sent += k
+		}
+		cpu0 := processCPU(cfg.ServerPID)
+		start := time.Now()
+		syscall.Kill(cfg.ServerPID, syscall.SIGCONT)
+		got := 0
+		for got < cfg.Requests {
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, err := conn.ReadBatch(in)
+			if err != nil {
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					break // the rest was dropped (a socket buffer overflowed)
+				}
+				return res, err
+			}
+			for i := 0; i < n; i++ {
+				if h.Decode(in[i].Payload()) == nil && h.Kind == transport.KindReply {
+					got++
+				}
+			}
+		}
+		res.Seconds += time.Since(start).Seconds()
+		res.ServerCPU += processCPU(cfg.ServerPID) - cpu0
+		res.Requests += uint64(got)
+		res.Resent += uint64(cfg.Requests - got) // here: lost, never resent
+	}
+	if res.Seconds > 0 {
+		res.RPS = float64(res.Requests) / res.Seconds
+	}
+	if res.ServerCPU > 0 {
+		res.RPSPerCore = float64(res.Requests) / res.ServerCPU
+	}
+	return res, nil
+}
+
+// waitStopped waits until /proc shows every thread of the process stopped,
+// so that no request is served before the round's CPU reading.
+func waitStopped(pid int) error {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	for i := 0; i < 1000; i++ {
+		tasks, err := os.ReadDir(dir)
+		if err != nil {
+			return err
+		}
+		stopped := true
+		for _, t := range tasks {
+			b, err := os.ReadFile(dir + "/" + t.Name() + "/stat")
+			if err != nil {
+				continue
+			}
+			if j := bytes.LastIndexByte(b, ')'); j < 0 || j+2 >= len(b) || b[j+2] != 'T' {
+				stopped = false
+				break
+			}
+		}
+		if stopped {
+			return nil
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return fmt.Errorf("echo: server %d did not stop", pid)
 }

@@ -2,6 +2,7 @@
 //
 //	udpecho serve -addr 127.0.0.1:9000
 //	udpecho load  -addr 127.0.0.1:9000 -server-pid PID -duration 5s
+//	udpecho load  -addr 127.0.0.1:9000 -server-pid PID -burst 20000
 //
 //	udpecho report [-last] results.jsonl
 //
@@ -21,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -55,12 +57,13 @@ func serve(args []string) error {
 	addr := fs.String("addr", "127.0.0.1:9000", "address to serve on")
 	batch := fs.Int("batch", 64, "datagrams per ReadBatch/WriteBatch")
 	xnet := fs.Bool("xnet", false, "use golang.org/x/net/ipv4's batch calls instead of the built-in recvmmsg/sendmmsg path")
+	sockbuf := fs.Int("sockbuf", 4<<20, "socket buffer bytes (SO_RCVBUF, SO_SNDBUF)")
 	fs.Parse(args)
 	ap, err := netip.ParseAddrPort(*addr)
 	if err != nil {
 		return err
 	}
-	conn, err := transport.ListenUDP(ap, transport.UDPConfig{XNet: *xnet})
+	conn, err := transport.ListenUDP(ap, transport.UDPConfig{XNet: *xnet, SocketBuffer: *sockbuf})
 	if err != nil {
 		return err
 	}
@@ -83,12 +86,19 @@ func load(args []string) error {
 	pid := fs.Int("server-pid", 0, "server process id, to measure its CPU time")
 	label := fs.String("label", "", "name printed with the result")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
+	burst := fs.Int("burst", 0, "if > 0: instead of a closed loop, measure the server saturated: rounds of this many requests queued while it is stopped (needs -server-pid)")
+	rounds := fs.Int("rounds", 10, "rounds for -burst")
 	fs.Parse(args)
 	ap, err := netip.ParseAddrPort(*addr)
 	if err != nil {
 		return err
 	}
-	res, err := echo.Load(echo.LoadConfig{Server: ap, Window: *window, Batch: *batch, Payload: *payload, Warmup: *warmup, Duration: *duration, ServerPID: *pid})
+	var res echo.Result
+	if *burst > 0 {
+		res, err = echo.Burst(echo.BurstConfig{Server: ap, ServerPID: *pid, Requests: *burst, Rounds: *rounds, Batch: *batch, Payload: *payload})
+	} else {
+		res, err = echo.Load(echo.LoadConfig{Server: ap, Window: *window, Batch: *batch, Payload: *payload, Warmup: *warmup, Duration: *duration, ServerPID: *pid})
+	}
 	if err != nil {
 		return err
 	}
@@ -158,16 +168,29 @@ func report(args []string) error {
 	rps := func(r echo.Result) float64 { return r.RPS }
 	perCore := func(r echo.Result) float64 { return r.RPSPerCore }
 	util := func(r echo.Result) float64 { return r.ServerCPU / r.Seconds }
+	// Labels are "IMPL MODE" (run.sh) or just "IMPL".
+	var modes []string
+	for _, r := range recs {
+		mode := ""
+		if _, m, ok := strings.Cut(r.Label, " "); ok {
+			mode = m
+		}
+		if !slices.Contains(modes, mode) {
+			modes = append(modes, mode)
+		}
+	}
 	fmt.Println("medians:")
-	for _, l := range []string{"C", "Go"} {
-		fmt.Printf("  %-3s %9.0f req/s   %9.0f req/s per server core   server busy %.2f cores\n", l, median(l, rps), median(l, perCore), median(l, util))
+	for _, mode := range modes {
+		label := func(impl string) string { return strings.TrimSpace(impl + " " + mode) }
+		for _, impl := range []string{"C", "Go"} {
+			l := label(impl)
+			fmt.Printf("  %-10s %9.0f req/s   %9.0f req/s per server core   server busy %.2f cores\n", l, median(l, rps), median(l, perCore), median(l, util))
+		}
+		c, g := median(label("C"), perCore), median(label("Go"), perCore)
+		cr, gr := median(label("C"), rps), median(label("Go"), rps)
+		if c > 0 && cr > 0 {
+			fmt.Printf("  ratio Go/C %s: %.3f per server core, %.3f wall-clock req/s\n", mode, g/c, gr/cr)
+		}
 	}
-	if c, g := median("C", rps), median("Go", rps); c > 0 {
-		fmt.Printf("ratio Go/C: %.3f (req/s)", g/c)
-	}
-	if c, g := median("C", perCore), median("Go", perCore); c > 0 {
-		fmt.Printf(", %.3f (req/s per server core)", g/c)
-	}
-	fmt.Println()
 	return nil
 }
