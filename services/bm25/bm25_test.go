@@ -417,6 +417,9 @@ func TestConcurrentHandle(t *testing.T) {
 }
 
 func TestHandleNoAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("sync.Pool drops items under the race detector")
+	}
 	h, err := New(service.Env{})
 	if err != nil {
 		t.Fatal(err)
