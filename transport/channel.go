@@ -173,7 +173,10 @@ type Endpoint struct {
 }
 
 // NewEndpoint starts an endpoint on conn. The endpoint owns conn from now
-// on and closes it on Close.
+// on: it reads every datagram (passing those that are not channel frames
+// to EndpointConfig.Unhandled) and closes conn on Close. The caller may
+// still write datagrams of its own with conn.WriteBatch (an ingress
+// answering clients on the socket its channels use, say).
 func NewEndpoint(conn BatchConn, cfg EndpointConfig) (*Endpoint, error) {
 	scfg, err := cfg.fill()
 	if err != nil {

@@ -38,9 +38,9 @@ func NewMessages(n, size int) []Message {
 // [Network] does all three on purpose); [Endpoint] builds lossless channels
 // on top.
 //
-// One goroutine may call ReadBatch while another calls WriteBatch; two
-// concurrent callers of the same method are not allowed (each direction
-// keeps its own scratch space so that neither allocates).
+// Implementations are safe for concurrent use: concurrent calls of the same
+// method are serialised, and a reader never blocks a writer. (Each direction
+// keeps its own scratch space, so that neither allocates.)
 type BatchConn interface {
 	// ReadBatch blocks until at least one datagram has arrived, then fills
 	// as many of ms as are ready without blocking again and returns how

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"syscall"
 	"time"
 
@@ -38,8 +39,11 @@ type UDPConn struct {
 	local netip.AddrPort
 	v4    bool // socket family is AF_INET (else AF_INET6)
 
-	// Linux path: per-direction scratch, see udp_linux.go.
-	rd, wr mmsgScratch
+	// Linux path: per-direction scratch, see udp_linux.go. Each direction
+	// has a lock so that the connection is safe for concurrent use; the
+	// lock is uncontended in the usual one-reader, one-writer pattern.
+	rdMu, wrMu sync.Mutex
+	rd, wr     mmsgScratch
 
 	// x/net path.
 	xnet   bool
@@ -118,6 +122,8 @@ func (c *UDPConn) ReadBatch(ms []Message) (int, error) {
 	if len(ms) == 0 {
 		return 0, nil
 	}
+	c.rdMu.Lock()
+	defer c.rdMu.Unlock()
 	if c.xnet {
 		return c.xnetRead(ms)
 	}
@@ -130,6 +136,8 @@ func (c *UDPConn) WriteBatch(ms []Message) (int, error) {
 	if len(ms) == 0 {
 		return 0, nil
 	}
+	c.wrMu.Lock()
+	defer c.wrMu.Unlock()
 	if c.xnet {
 		return c.xnetWrite(ms)
 	}

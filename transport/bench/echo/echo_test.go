@@ -114,6 +114,14 @@ func TestCEcho(t *testing.T) {
 	if res.Requests < 5000 {
 		t.Fatalf("result %+v", res)
 	}
+	// Burst stops and resumes the server process around each round.
+	res, err = Burst(BurstConfig{Server: addr, ServerPID: cmd.Process.Pid, Requests: 2000, Rounds: 2, Batch: 32, Payload: 32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Requests != 4000 || res.ServerCPU <= 0 || res.RPSPerCore <= 0 {
+		t.Fatalf("burst result %+v: want 4000 replies and the server's CPU time", res)
+	}
 }
 
 // BenchmarkUDPEcho is the one-hop echo in one process: the Go server on one
