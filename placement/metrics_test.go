@@ -83,7 +83,19 @@ func TestCheckersAgreeWithValidate(t *testing.T) {
 				if n < 0 {
 					continue
 				}
-				if r := s.Check(InstanceID(i), n); !r.OK() {
+				r := s.Check(InstanceID(i), n)
+				// State.Check calls the checkers directly; it must agree
+				// with running Checkers() in order.
+				var first Rejection
+				for _, ch := range Checkers() {
+					if first = ch.Check(s, InstanceID(i), n); !first.OK() {
+						break
+					}
+				}
+				if r != first {
+					t.Fatalf("State.Check %+v, Checkers() in order %+v", r, first)
+				}
+				if !r.OK() {
 					accepted, why = false, r
 					break
 				}

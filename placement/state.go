@@ -77,6 +77,15 @@ func (s *State) Free(n topology.NodeID) (cores, memoryMB float64) {
 	return s.c.capCores[n]*s.lim.CPU - u.Cores, s.c.capMem[n]*s.lim.Memory - u.MemoryMB
 }
 
+// Capacity returns the cores and memory of node n that the limits let
+// placement fill.
+func (s *State) Capacity(n topology.NodeID) (cores, memoryMB float64) {
+	return s.c.capCores[n] * s.lim.CPU, s.c.capMem[n] * s.lim.Memory
+}
+
+// IsHost reports whether node n is a host (and not a SmartNIC).
+func (s *State) IsHost(n topology.NodeID) bool { return s.c.isHost(n) }
+
 // NeedCores returns the cores instance i needs on node n.
 func (s *State) NeedCores(i InstanceID, n topology.NodeID) float64 { return s.p.needCores(i, n) }
 
@@ -142,12 +151,21 @@ func (s *State) Check(i InstanceID, n topology.NodeID) Rejection {
 		s.Unassign(i)
 		defer s.Assign(i, old)
 	}
-	for _, c := range checkers {
-		if r := c.Check(s, i, n); !r.OK() {
-			return r
-		}
+	// The checkers of Checkers(), called directly rather than through the
+	// interface: this is the innermost loop of every placer.
+	if r := (PinCheck{}).Check(s, i, n); !r.OK() {
+		return r
 	}
-	return Rejection{}
+	if r := (FaultDomainCheck{}).Check(s, i, n); !r.OK() {
+		return r
+	}
+	if r := (MemoryCheck{}).Check(s, i, n); !r.OK() {
+		return r
+	}
+	if r := (CPUCheck{}).Check(s, i, n); !r.OK() {
+		return r
+	}
+	return BandwidthCheck{}.Check(s, i, n)
 }
 
 // Shortfall returns how far node n is from fitting instance i: 0 if it

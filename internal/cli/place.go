@@ -402,6 +402,7 @@ func newPlaceScaleCmd() *cobra.Command {
 		algos   []string
 		seed    uint64
 		asJSON  bool
+		cores   []float64
 	)
 	cmd := &cobra.Command{
 		Use:   "scale",
@@ -409,7 +410,7 @@ func newPlaceScaleCmd() *cobra.Command {
 		Long: `Deploys microservices one at a time into a fat tree of Type2-SmartNIC servers,
 40 per rack, and reports the mean time placement took per microservice for each
 cluster size (the paper's Table 6). Each microservice is drawn from the 16 of
-Table 2 and keeps 0.01 to 0.1 host cores busy; three in four are fed by an
+Table 2 and keeps 0.01 to 0.1 host cores busy (--cores); three in four are fed by an
 earlier microservice (at most 12 each, never more messages than it receives)
 and are placed near it, the rest take client traffic. The time is that of the
 algorithm's Place call alone; building the problem and committing the result
@@ -423,6 +424,9 @@ are not counted.`,
 			if n <= 0 {
 				return fmt.Errorf("--microservices %d: want > 0", n)
 			}
+			if len(cores) != 2 || !(cores[0] > 0 && cores[1] >= cores[0]) {
+				return fmt.Errorf("--cores %v: want MIN,MAX with 0 < MIN <= MAX", cores)
+			}
 			var mix []placement.ScaleService
 			for _, d := range services.Descriptors() {
 				mix = append(mix, placement.ScaleService{Name: d.Name, MemoryMB: float64(d.MemoryMB), NonMigratable: !d.Migratable})
@@ -434,7 +438,7 @@ are not counted.`,
 					if err != nil {
 						return fmt.Errorf("--algo: %w", err)
 					}
-					sc, err := placement.NewScale(placement.ScaleOptions{Servers: size, Services: mix, Seed: seed})
+					sc, err := placement.NewScale(placement.ScaleOptions{Servers: size, Services: mix, Seed: seed, MinCores: cores[0], MaxCores: cores[1]})
 					if err != nil {
 						return err
 					}
@@ -493,6 +497,7 @@ are not counted.`,
 	cmd.Flags().IntVar(&n, "microservices", 10000, "microservices to deploy, one at a time")
 	cmd.Flags().StringSliceVar(&algos, "algo", []string{"hcm"}, "placement algorithm(s): "+strings.Join(placement.Algorithms(), ", "))
 	cmd.Flags().Uint64Var(&seed, "seed", 1, "seed of the microservice mix and the placer")
+	cmd.Flags().Float64SliceVar(&cores, "cores", []float64{0.01, 0.1}, "MIN,MAX host cores one microservice keeps busy")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
 }

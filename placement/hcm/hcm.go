@@ -224,14 +224,12 @@ func (r *run) bestFit(w placement.InstanceID, from topology.NodeID, l topology.L
 // 2 for the kind w does not prefer, plus the fraction left on the binding
 // resource, in [0, 1].
 func (r *run) score(w placement.InstanceID, n topology.NodeID) float64 {
-	c := r.p.Cluster()
-	nd := c.Topology().Node(n)
-	lim := r.s.Limits()
+	capC, capM := r.s.Capacity(n)
 	freeC, freeM := r.s.Free(n)
-	leftC := (freeC - r.s.NeedCores(w, n)) / (float64(nd.Cores) * lim.CPU)
-	leftM := (freeM - r.p.Instance(w).MemoryMB) / (float64(nd.MemoryMB) * lim.Memory)
+	leftC := (freeC - r.s.NeedCores(w, n)) / capC
+	leftM := (freeM - r.p.Instance(w).MemoryMB) / capM
 	sc := min(max(min(leftC, leftM), 0), 1)
-	if (nd.Kind == topology.SmartNIC) != r.p.Instance(w).PreferSmartNIC() {
+	if r.s.IsHost(n) == r.p.Instance(w).PreferSmartNIC() {
 		sc += 2
 	}
 	return sc
