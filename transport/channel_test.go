@@ -384,9 +384,9 @@ func TestChannelUDP(t *testing.T) {
 	defer b.Close()
 	ca, _ := a.Open(b.LocalAddr(), 1)
 	cb, _ := b.Open(a.LocalAddr(), 1)
-	count := 20000
+	count := 5000
 	if testing.Short() {
-		count = 2000
+		count = 1000
 	}
 	wait1, _ := stream(t, ca, cb, count, 1)
 	wait2, _ := stream(t, cb, ca, count, 2)

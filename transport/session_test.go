@@ -237,12 +237,13 @@ func TestSessionLossyExactlyOnce(t *testing.T) {
 	link := LinkConfig{Loss: 0.1, Duplicate: 0.1, Reorder: 0.1, ReorderDelay: 3 * time.Millisecond, Delay: 200 * time.Microsecond, Jitter: 300 * time.Microsecond}
 	for _, tc := range []struct {
 		window int
+		n      int // messages each way
 		seeds  []uint64
-	}{{256, []uint64{1, 2, 3}}, {16, []uint64{4, 5}}, {1, []uint64{6}}} {
+	}{{256, 2000, []uint64{1, 2, 3}}, {16, 1000, []uint64{4, 5}}, {1, 200, []uint64{6}}} {
 		for _, seed := range tc.seeds {
 			t.Run(fmt.Sprintf("window=%d/seed=%d", tc.window, seed), func(t *testing.T) {
 				t.Logf("seed %d", seed)
-				m := runFlow(t, seed, tc.window, link, flowOpts{n: 3000, readProb: 0.5, pauseProb: 0.002, maxSteps: 2_000_000})
+				m := runFlow(t, seed, tc.window, link, flowOpts{n: tc.n, readProb: 0.5, pauseProb: 0.002, maxSteps: 2_000_000})
 				st := &m.st
 				t.Logf("virtual %v: datagrams %d, lost %d, duplicated %d; retransmits %d (fast %d), timeouts %d, duplicates suppressed %d, probes %d",
 					m.now.Sub(epoch), m.stats.sent, m.stats.lost, m.stats.dup, st.retransmits.Load(), st.fastRetransmits.Load(), st.timeouts.Load(), st.duplicates.Load(), st.probes.Load())
