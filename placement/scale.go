@@ -53,9 +53,7 @@ type ScaleOptions struct {
 //	sc, _ := placement.NewScale(opts)
 //	for range n {
 //		p := sc.Next()
-//		start := time.Now()
-//		res, _ := placer.Place(p, rng)
-//		elapsed += time.Since(start)
+//		res, _ := placer.Place(p, rng) // the caller times this call
 //		sc.Commit(p, res)
 //	}
 //
