@@ -60,6 +60,7 @@ type FrameError struct {
 	Want   string
 }
 
+// Error names the field, the value, the offset and what was expected.
 func (e *FrameError) Error() string {
 	return fmt.Sprintf("transport: bad channel frame: %s %d at offset %d: want %s", e.Field, e.Value, e.Offset, e.Want)
 }

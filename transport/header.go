@@ -77,6 +77,7 @@ var kindNames = [...]string{
 // Valid reports whether k is one of the defined kinds.
 func (k Kind) Valid() bool { return k > 0 && k < kindEnd }
 
+// String returns the kind's name, or Kind(n) for an undefined one.
 func (k Kind) String() string {
 	if k.Valid() {
 		return kindNames[k]
@@ -136,6 +137,7 @@ type HeaderError struct {
 	Want  string // what a valid header has there
 }
 
+// Error names the field, the value and what was expected.
 func (e *HeaderError) Error() string {
 	return fmt.Sprintf("transport: bad header: %s %d: want %s", e.Field, e.Value, e.Want)
 }

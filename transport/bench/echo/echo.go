@@ -89,6 +89,7 @@ type Result struct {
 	RPSPerCore float64
 }
 
+// String formats the result on one line for a terminal.
 func (r Result) String() string {
 	return fmt.Sprintf("%.0f req/s, server cpu %.2f cores, %.0f req/s per server core, client cpu %.2f cores, mean latency %v, resent %d",
 		r.RPS, r.ServerCPU/r.Seconds, r.RPSPerCore, r.ClientCPU/r.Seconds, r.MeanLatency.Round(time.Microsecond), r.Resent)
