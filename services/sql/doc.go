@@ -47,7 +47,7 @@
 //     window (inclusive).
 //   - Value: observe: the reading (NaN and ±Inf are malformed: SQLite
 //     would store NaN as NULL); query: the window length in seconds
-//     (≥ 0), so the window is [Time - Value s, Time].
+//     (0 to 9e9), so the window is [Time - Value s, Time].
 //
 // # Replies
 //

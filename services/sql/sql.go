@@ -28,6 +28,10 @@ const (
 	pruneEvery = 1024
 )
 
+// MaxWindowSecs is the longest query window, about 285 years: its ns
+// still fit an int64.
+const MaxWindowSecs = 9e9
+
 // Reply lengths.
 const (
 	InsertReplyLen = 8
@@ -193,8 +197,8 @@ func (db *DB) Handle(c *service.Context, req []byte) error {
 		c.Respond(out[:])
 		c.Emit(c.Key, req)
 	case service.OpQuery:
-		if !(ev.Value >= 0) || ev.Value > math.MaxInt64/1e9 {
-			return fmt.Errorf("sql: %w: window of %v s is not a duration", service.ErrMalformed, ev.Value)
+		if !(ev.Value >= 0 && ev.Value <= MaxWindowSecs) {
+			return fmt.Errorf("sql: %w: window of %v s is outside [0, %g]", service.ErrMalformed, ev.Value, float64(MaxWindowSecs))
 		}
 		from := ev.Time - int64(ev.Value*1e9)
 		if from > ev.Time { // wrapped below MinInt64

@@ -190,6 +190,7 @@ func TestMalformed(t *testing.T) {
 		"negative window": event(t, service.OpQuery, 1, 1, 0, -1),
 		"nan window":      event(t, service.OpQuery, 1, 1, 0, math.NaN()),
 		"huge window":     event(t, service.OpQuery, 1, 1, 0, 1e300),
+		"window past ns":  event(t, service.OpQuery, 1, 1, 0, 9.3e9),
 		"get":             event(t, service.OpGet, 1, 1, 0, 1),
 	} {
 		if _, _, err := call(t, db, req); !errors.Is(err, service.ErrMalformed) {
