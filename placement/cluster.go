@@ -129,6 +129,21 @@ func (c *Cluster) Machine(s topology.ServerID) *hwmodel.Machine {
 	return &c.machines[c.machine[s]]
 }
 
+// Capacity returns node n's cores, memory (MB) and the rate of its own NIC
+// ports (Gb/s in each direction; 0 for a host behind SmartNICs), before
+// any Limits.
+func (c *Cluster) Capacity(n topology.NodeID) (cores, memoryMB, portGbps float64) {
+	return c.capCores[n], c.capMem[n], c.capNet[n]
+}
+
+// HostBehindSmartNICs reports whether server s's host has no NIC ports of
+// its own and sends its traffic through its SmartNICs' ports by ECMP.
+func (c *Cluster) HostBehindSmartNICs(s topology.ServerID) bool { return c.hostBehindNICs[s] }
+
+// CrossesPorts reports whether a message from node a to node b uses NIC
+// port bandwidth under [BandwidthCheck]'s traffic model.
+func (c *Cluster) CrossesPorts(a, b topology.NodeID) bool { return c.crossesPorts(a, b) }
+
 // Usage is what is in use on one compute node.
 type Usage struct {
 	// Cores is the number of busy cores (fractional).

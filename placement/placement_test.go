@@ -425,3 +425,37 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestCrossesPorts holds the traffic model's shortcut to topology's paths:
+// a message uses port bandwidth exactly when its path crosses a switch.
+func TestCrossesPorts(t *testing.T) {
+	var b topology.Builder
+	for _, m := range hwmodel.Machines() {
+		b.AddServer(hwmodel.ServerSpec(m))
+	}
+	b.AddRack()
+	b.AddServer(hwmodel.ServerSpec(hwmodel.Type2SmartNIC))
+	topo, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewCluster(topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for a := range topo.Nodes() {
+		for b := range topo.Nodes() {
+			if got, want := c.CrossesPorts(a, b), topo.Path(a, b).SwitchHops > 0; got != want {
+				t.Errorf("%s -> %s: crosses ports %v, path %+v", topo.Name(a), topo.Name(b), got, topo.Path(a, b))
+			}
+		}
+		if cores, mem, _ := c.Capacity(a); cores != float64(topo.Node(a).Cores) || mem != float64(topo.Node(a).MemoryMB) {
+			t.Errorf("%s: capacity %v cores %v MB", topo.Name(a), cores, mem)
+		}
+	}
+	for s := range topo.Servers() {
+		if got, want := c.HostBehindSmartNICs(s), topo.Node(topo.Server(s).Host).Ports == 0; got != want {
+			t.Errorf("%s: host behind SmartNICs %v, want %v", topo.ServerName(s), got, want)
+		}
+	}
+}
