@@ -296,3 +296,21 @@ func TestDryRun(t *testing.T) {
 		t.Error("a broken problem was placed")
 	}
 }
+
+// TestCycle places instances that all have an upstream neighbour (no
+// source): the walk starts from the first unvisited primary.
+func TestCycle(t *testing.T) {
+	c := twoPods(t)
+	p := placement.NewProblem(placement.NewLoad(c))
+	a := p.AddInstance(placement.Instance{Name: "a", Service: "ema", RPS: 1e3, Bytes: 512, MemoryMB: 64})
+	b := p.AddInstance(placement.Instance{Name: "b", Service: "ema", RPS: 1e3, Bytes: 512, MemoryMB: 64})
+	p.AddEdge(a, b, 1e3, 512)
+	p.AddEdge(b, a, 1e3, 512)
+	if s := p.Sources(); len(s) != 0 {
+		t.Fatalf("sources %v in a cycle", s)
+	}
+	res := place(t, p)
+	if res.Assignment[a] < 0 || res.Assignment[b] != res.Assignment[a] {
+		t.Errorf("a on %d, b on %d; want both on one node", res.Assignment[a], res.Assignment[b])
+	}
+}
