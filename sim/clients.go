@@ -21,7 +21,9 @@ func (s *sim) startClients(a int32) {
 
 // expNs draws an exponential time of mean meanNs from the arrivals stream.
 func (s *sim) expNs(meanNs float64) int64 {
-	return int64(s.r.arrivals.ExpFloat64()*meanNs + 0.5)
+	// Clamped so that a vanishing rate cannot overflow the clock: a time
+	// past maxVirtual is past the end of any run.
+	return int64(min(s.r.arrivals.ExpFloat64()*meanNs+0.5, float64(maxVirtual)))
 }
 
 // clientReady is closed-loop client c of application a being ready at
@@ -80,7 +82,7 @@ func (s *sim) clientSend(a, c int32) {
 	inst := prim[pick(flow, saltSource, len(prim))]
 
 	r := s.allocReq()
-	s.reqs[r] = request{sent: s.now, pending: 1, app: a, client: c, ingress: inst}
+	s.reqs[r] = request{flow: flow, sent: s.now, pending: 1, app: a, client: c, ingress: inst}
 	m := s.allocMsg()
 	s.msgs[m] = message{
 		key: ar.keys.draw(s.r.keys), flow: flow, req: r, inst: inst, src: -1,
@@ -110,75 +112,76 @@ func (s *sim) fromClient(m int32) {
 type keySampler struct {
 	n    uint64
 	salt uint64
-	// Zipf with 0 < s < 1, by the method of Gray et al., "Quickly
-	// generating billion-record synthetic databases" (SIGMOD 1994), as
-	// YCSB does.
-	theta, zetan, alpha, eta, half float64
-	// Zipf with s > 1: the standard library's rejection-inversion sampler,
-	// bound lazily to the keys stream.
-	sOver1 float64
-	zipf   *rand.Zipf
+	// Zipf by rejection-inversion (Hörmann and Derflinger, "Rejection-
+	// inversion to generate variates from monotone discrete
+	// distributions", ACM TOMACS 1996), exact for every exponent s > 0;
+	// the standard library's sampler needs s > 1.
+	s, hX1, hN, sq float64
 }
 
 func newKeySampler(space int, s float64, salt uint64) (keySampler, error) {
 	k := keySampler{n: uint64(space), salt: mix64(salt ^ 0x6b79)}
 	switch {
 	case s == 0:
-	case s > 1:
-		k.sOver1 = s
-	case s > 0 && s < 1:
-		k.theta = s
-		k.zetan = zeta(space, s)
-		zeta2 := zeta(2, s)
-		k.alpha = 1 / (1 - s)
-		k.eta = (1 - math.Pow(2/float64(space), 1-s)) / (1 - zeta2/k.zetan)
-		k.half = 1 + math.Pow(0.5, s)
+	case s > 0 && !math.IsInf(s, 0):
+		k.s = s
+		k.hX1 = k.hIntegral(1.5) - 1
+		k.hN = k.hIntegral(float64(space) + 0.5)
+		k.sq = 2 - k.hIntegralInverse(k.hIntegral(2.5)-k.h(2))
 	default:
-		return k, fmt.Errorf("Keys.Zipf = %v: want 0, 0 < s < 1 or s > 1", s)
+		return k, fmt.Errorf("Keys.Zipf = %v: want 0 (uniform) or a finite s > 0", s)
 	}
 	return k, nil
 }
 
-// zeta returns the generalised harmonic number H(n, s) = sum 1/i^s. Terms
-// beyond the first million are summed by the Euler-Maclaurin integral,
-// whose error there is far below a part per million.
-func zeta(n int, s float64) float64 {
-	const exact = 1 << 20
-	sum := 0.0
-	m := min(n, exact)
-	for i := m; i >= 1; i-- { // smallest terms first
-		sum += math.Pow(float64(i), -s)
+// draw returns a key.
+func (k *keySampler) draw(r *rand.Rand) uint64 { return mix64(k.rank(r) ^ k.salt) }
+
+// rank draws a popularity rank, 0 the most popular: rank i with
+// probability proportional to 1/(i+1)^s.
+func (k *keySampler) rank(r *rand.Rand) uint64 {
+	if k.s == 0 {
+		return r.Uint64N(k.n)
 	}
-	if n > m {
-		a, b := float64(m)+0.5, float64(n)+0.5
-		sum += (math.Pow(b, 1-s) - math.Pow(a, 1-s)) / (1 - s)
+	for {
+		u := k.hN + r.Float64()*(k.hX1-k.hN)
+		x := k.hIntegralInverse(u)
+		kk := math.Floor(x + 0.5)
+		kk = min(max(kk, 1), float64(k.n))
+		if kk-x <= k.sq || u >= k.hIntegral(kk+0.5)-k.h(kk) {
+			return uint64(kk) - 1
+		}
 	}
-	return sum
 }
 
-// draw returns a key.
-func (k *keySampler) draw(r *rand.Rand) uint64 {
-	var rank uint64
-	switch {
-	case k.sOver1 > 0:
-		if k.zipf == nil {
-			k.zipf = rand.NewZipf(r, k.sOver1, 1, k.n-1)
-		}
-		rank = k.zipf.Uint64()
-	case k.theta > 0:
-		u := r.Float64()
-		uz := u * k.zetan
-		switch {
-		case uz < 1:
-			rank = 0
-		case uz < k.half:
-			rank = 1
-		default:
-			rank = uint64(float64(k.n) * math.Pow(k.eta*u-k.eta+1, k.alpha))
-			rank = min(rank, k.n-1)
-		}
-	default:
-		rank = r.Uint64N(k.n)
-	}
-	return mix64(rank ^ k.salt)
+// h is the unnormalised probability x^-s; hIntegral its antiderivative
+// ((x^(1-s) - 1)/(1-s), log x at s = 1) and hIntegralInverse the
+// inverse of that, written with helpers that stay accurate near s = 1.
+func (k *keySampler) h(x float64) float64 { return math.Exp(-k.s * math.Log(x)) }
+
+func (k *keySampler) hIntegral(x float64) float64 {
+	lx := math.Log(x)
+	return expm1Over((1-k.s)*lx) * lx
 }
+
+func (k *keySampler) hIntegralInverse(x float64) float64 {
+	t := max(x*(1-k.s), -1)
+	return math.Exp(log1pOver(t) * x)
+}
+
+// log1pOver is log(1+x)/x, expm1Over (exp(x)-1)/x, both continued to
+// their limit 1 at x = 0.
+func log1pOver(x float64) float64 {
+	if math.Abs(x) > 1e-8 {
+		return math.Log1p(x) / x
+	}
+	return 1 - x*(0.5-x*(1.0/3-0.25*x))
+}
+
+func expm1Over(x float64) float64 {
+	if math.Abs(x) > 1e-8 {
+		return math.Expm1(x) / x
+	}
+	return 1 + x*0.5*(1+x/3*(1+0.25*x))
+}
+

@@ -95,8 +95,8 @@ func Open(rate float64) Clients { return Clients{Rate: rate} }
 // keys land on unrelated shards.
 type Keys struct {
 	// Zipf is the skew exponent s of a Zipf distribution over the ranks:
-	// rank r is drawn with probability proportional to 1/r^s. 0 means
-	// uniform keys. s = 1 is not supported (use 0.99 or 1.01).
+	// rank r (from 1) is drawn with probability proportional to 1/r^s.
+	// 0 means uniform keys; YCSB's default skew is 0.99.
 	Zipf float64
 }
 
@@ -116,8 +116,8 @@ func (c *Clients) validate() error {
 		return fmt.Errorf("Clients.Burst = %d, want >= 0", c.Burst)
 	case c.MaxInFlight < 0:
 		return fmt.Errorf("Clients.MaxInFlight = %d, want >= 0 (0 means %d)", c.MaxInFlight, defaultMaxInFlight)
-	case !(c.Keys.Zipf >= 0) || math.IsInf(c.Keys.Zipf, 0) || c.Keys.Zipf == 1:
-		return fmt.Errorf("Clients.Keys.Zipf = %v, want 0 (uniform) or a finite s > 0 other than 1", c.Keys.Zipf)
+	case !(c.Keys.Zipf >= 0) || math.IsInf(c.Keys.Zipf, 0):
+		return fmt.Errorf("Clients.Keys.Zipf = %v, want 0 (uniform) or a finite s > 0", c.Keys.Zipf)
 	}
 	return nil
 }

@@ -89,6 +89,12 @@ func (s *sim) transmit(m int32, port int32, t int64) {
 		ps.txBytes += wire
 	}
 	ps.hbTxBytes += wire
+	if msg.to < 0 {
+		// A reply: through the ToR to the client's NIC. Clients are
+		// outside the model; they absorb whatever arrives.
+		s.delivered(m, fin+2*int64(s.p.PortLatency)+int64(s.p.SwitchLatency))
+		return
+	}
 	hops := s.topo.Path(s.ports[port].node, msg.to).SwitchHops
 	s.q.push(fin+int64(s.p.PortLatency)+int64(hops)*int64(s.p.SwitchLatency), evPort, m, 0)
 }
@@ -168,16 +174,6 @@ func (s *sim) unloaded(a, b topology.NodeID, bytes int32) int64 {
 	d += 2*int64(s.p.PortLatency) + int64(p.SwitchHops)*int64(s.p.SwitchLatency)
 	d += int64(wire*na.portNsPerByte+0.5) + int64(wire*nb.portNsPerByte+0.5)
 	return d
-}
-
-// unloadedClient is the one-way latency between a client and node n on an
-// idle network: the client's NIC, the ToR, the node's port and, for a
-// host, PCIe (and the traffic manager behind SmartNICs). Replies take it.
-// It is [ClientLatency] from per-node constants.
-func (s *sim) unloadedClient(n topology.NodeID, bytes int32) int64 {
-	wire := float64(int64(bytes) + int64(s.p.WireOverhead))
-	nd := &s.nodes[n]
-	return nd.endNs + int64(wire*nd.endNsPerByte+0.5) + 2*int64(s.p.PortLatency) + int64(s.p.SwitchLatency) + int64(wire*nd.portNsPerByte+0.5)
 }
 
 // UnloadedLatency returns the one-way latency the model gives a message of

@@ -49,8 +49,9 @@ type AppResult struct {
 	InFlight   int     `json:"in_flight"`
 	Throughput float64 `json:"throughput_rps"`
 	// Client-observed latency of the completed requests: send to reply.
-	// Mean is exact; percentiles come from an HDR histogram with three
-	// significant digits.
+	// Mean and Max are exact; percentiles come from an HDR histogram with
+	// three significant digits (each is the highest value equivalent to
+	// the true percentile at that resolution).
 	Mean time.Duration `json:"mean_ns"`
 	P50  time.Duration `json:"p50_ns"`
 	P90  time.Duration `json:"p90_ns"`
@@ -133,7 +134,7 @@ func (s *sim) result() (*Result, error) {
 			res.P90 = time.Duration(ar.hist.ValueAtQuantile(90))
 			res.P99 = time.Duration(ar.hist.ValueAtQuantile(99))
 			res.P999 = time.Duration(ar.hist.ValueAtQuantile(99.9))
-			res.Max = time.Duration(ar.hist.Max())
+			res.Max = time.Duration(ar.latMax)
 		}
 		for k, ai := range ar.a.Instances() {
 			in := &s.insts[int(ar.instBase)+k]

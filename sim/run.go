@@ -46,6 +46,8 @@ func (s *sim) run() error {
 			s.atPort(e.a)
 		case evSend:
 			s.clientSend(e.a, e.b)
+		case evRespond:
+			s.respond(e.a)
 		case evReply:
 			s.reply(e.a)
 		case evHeartbeat:
@@ -150,7 +152,7 @@ func (s *sim) done(m int32, nd topology.NodeID) {
 		s.tmLeave(n)
 		// Forward over PCIe to the host.
 		msg.stage = stageInstance
-		fin := s.pcie(n, false, s.now, msg.bytes)
+		fin := s.pcie(n, true, s.now, msg.bytes)
 		s.q.push(fin+int64(s.p.PCIeLatency), evArrive, m, int32(n.host))
 		return
 	case stageTMOut:
@@ -264,21 +266,57 @@ func (s *sim) emitTo(r, src, dst int32, key uint64, nd topology.NodeID) {
 	s.send(m, nd)
 }
 
-// complete finishes request r: its last weight is back at the ingress,
-// and the reply travels to the client.
+// complete is called when request r has no message left: once its last
+// completion weight is back at the ingress, the ingress replies.
 func (s *sim) complete(r int32) {
+	if at := s.reqs[r].done; at > s.now {
+		s.q.push(at, evRespond, r, 0)
+		return
+	}
+	s.respond(r)
+}
+
+// respond sends request r's reply from its ingress instance's node to the
+// client: a message like any other, through the node's port (and for a
+// host behind SmartNICs, PCIe and a traffic manager), on the request's
+// flow, so it leaves by the port the request came in by.
+func (s *sim) respond(r int32) {
+	req := &s.reqs[r]
+	from := s.insts[req.ingress].node
+	m := s.allocMsg()
+	s.msgs[m] = message{
+		req: r, inst: req.ingress, src: req.ingress, from: from, to: -1,
+		flow: req.flow, bytes: s.apps[req.app].bytes,
+	}
+	src := &s.nodes[from]
+	switch {
+	case src.nic:
+		s.transmit(m, src.portLo+int32(pick(req.flow, saltPort, int(src.portHi-src.portLo))), s.now)
+	case src.behindNICs:
+		group := s.hostPorts[src.server]
+		port := group[pick(req.flow, saltPort, len(group))]
+		nic := s.ports[port].node
+		s.msgs[m].port = port
+		s.msgs[m].stage = stageTMOut
+		fin := s.pcie(&s.nodes[nic], false, s.now, s.msgs[m].bytes)
+		s.q.push(fin+int64(s.p.PCIeLatency), evArrive, m, int32(nic))
+	default:
+		s.transmit(m, src.portLo+int32(pick(req.flow, saltPort, int(src.portHi-src.portLo))), s.now+int64(s.p.PCIeLatency))
+	}
+}
+
+// delivered records that reply message m reaches its client at time at.
+func (s *sim) delivered(m int32, at int64) {
+	r := s.msgs[m].req
+	s.freeMsg(m)
 	req := &s.reqs[r]
 	ar := &s.apps[req.app]
-	at := req.done
-	if at < s.now {
-		at = s.now
-	}
-	at += s.unloadedClient(s.insts[req.ingress].node, ar.bytes)
 	ar.inFlight--
 	if s.inWindow(at) {
 		lat := at - req.sent
 		ar.completed++
 		ar.latSum += float64(lat)
+		ar.latMax = max(ar.latMax, lat)
 		_ = ar.hist.RecordValue(min(max(lat, 1), maxLatency))
 	}
 	if req.client >= 0 {

@@ -29,6 +29,9 @@ const (
 	// evSend: a client of application a sends a request; b is the
 	// closed-loop client, -1 for the open-loop arrival process.
 	evSend
+	// evRespond: the last completion weight of request a is back at its
+	// ingress instance, which sends the reply.
+	evRespond
 	// evReply: the reply to request a reaches its closed-loop client.
 	evReply
 	// evHeartbeat: the orchestrator's period ends.
@@ -58,7 +61,7 @@ type message struct {
 	inst  int32 // destination instance (global index)
 	src   int32 // sending instance, -1 for a client
 	from  topology.NodeID
-	to    topology.NodeID // node it is travelling to
+	to    topology.NodeID // node it is travelling to; -1: the client (a reply)
 	port  int32           // chosen port (egress for stageTMOut, else ingress)
 	bytes int32
 	stage uint8
@@ -66,6 +69,7 @@ type message struct {
 
 // request is one client request in flight.
 type request struct {
+	flow    uint64 // the client's flow: ECMP and source shard
 	sent    int64
 	done    int64 // latest return of completion weight at the ingress
 	pending int32 // messages emitted and not yet processed
@@ -177,6 +181,7 @@ type appRun struct {
 	rejected   int64   // open-loop arrivals over MaxInFlight, in the window
 	completed  int64   // in the window
 	latSum     float64 // ns, in the window
+	latMax     int64   // ns, in the window
 	hist       *hdrhistogram.Histogram
 	assignment placement.Assignment
 }
