@@ -184,4 +184,3 @@ func expm1Over(x float64) float64 {
 	}
 	return 1 + x*0.5*(1+x/3*(1+0.25*x))
 }
-
