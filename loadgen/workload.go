@@ -1,0 +1,190 @@
+package loadgen
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/e3-platform/e3/app"
+	"github.com/e3-platform/e3/service"
+)
+
+// Workload produces the requests of a run. A client calls Next under its own
+// lock, so implementations need not be safe for concurrent use, but one
+// Workload must not be shared by two running clients.
+type Workload interface {
+	// Next appends the next request to dst[:0] and returns it, with its
+	// routing key and the index of the ingress it enters at (0 when there
+	// is only one).
+	Next(dst []byte) (req []byte, key uint64, source int)
+}
+
+// FromGenerator turns a service's request generator into a single-ingress
+// workload; keys are the generator's own.
+func FromGenerator(g service.Generator) Workload { return genWorkload{g} }
+
+type genWorkload struct{ g service.Generator }
+
+func (w genWorkload) Next(dst []byte) ([]byte, uint64, int) {
+	req, key := w.g.Next(dst)
+	return req, key, 0
+}
+
+// ForService returns the workload of one microservice driven alone (the
+// paper's Table 1 runs): its deterministic generator with the given seed and
+// request size (0 for the service's default).
+func ForService(d *service.Descriptor, seed int64, size int) (Workload, error) {
+	if d == nil || d.NewGenerator == nil {
+		name := "<nil>"
+		if d != nil {
+			name = d.Name
+		}
+		return nil, fmt.Errorf("loadgen: service %q has no request generator", name)
+	}
+	return FromGenerator(d.NewGenerator(seed, size)), nil
+}
+
+// AppOptions tunes an [AppWorkload]. The zero value follows the
+// application's spec with uniform keys.
+type AppOptions struct {
+	// Seed makes the run reproducible: source choice, keys and every
+	// source's generator derive from it.
+	Seed int64
+	// Size overrides the spec's workload.request_size when positive.
+	Size int
+	// KeySpace overrides the spec's workload.key_space when positive.
+	KeySpace int
+	// Zipf is the key-popularity exponent; 0 draws keys uniformly (see
+	// [ZipfKeys]).
+	Zipf float64
+	// RawPayload leaves event payloads exactly as the source's generator
+	// made them instead of writing the drawn key into Event.Key.
+	RawPayload bool
+}
+
+// AppWorkload generates the requests entering an application: each request
+// picks an ingress (a source node) by the spec's mix, takes its payload from
+// that node's service generator, and carries a key drawn from the spec's key
+// space.
+//
+// The key is the request's routing key. Services route what they emit by the
+// key they were called with, so the drawn key decides the shard of every
+// key_hash stage downstream. The generators have no way to be told a key, so
+// the payload comes from the generator and the key is drawn separately; for
+// event-family sources the drawn key is also written into the payload's
+// Event.Key (unless RawPayload), so that downstream services that keep state
+// per Event.Key (EMA, Spike, SQL, Recommend) see the same key the request is
+// routed by. Packet payloads are left as generated: their 5-tuple is the
+// generator's, and only the routing key follows the key space.
+type AppWorkload struct {
+	app     *app.App
+	sources []*app.Node
+	gens    []service.Generator
+	patch   []bool    // write the key into Event.Key for this source
+	cum     []float64 // cumulative mix weights, last is 1
+	keys    Keys
+	rng     *rand.Rand
+}
+
+// NewAppWorkload returns the workload of application a.
+func NewAppWorkload(a *app.App, opt AppOptions) (*AppWorkload, error) {
+	if a == nil {
+		return nil, fmt.Errorf("loadgen: no application")
+	}
+	size := a.Workload.RequestSize
+	if opt.Size > 0 {
+		size = opt.Size
+	}
+	space := a.Workload.KeySpace
+	if opt.KeySpace > 0 {
+		space = opt.KeySpace
+	}
+	if space <= 0 {
+		return nil, fmt.Errorf("loadgen: %s: key space %d; need at least one key", a.Name, space)
+	}
+	var keys Keys
+	var err error
+	if opt.Zipf == 0 {
+		keys, err = UniformKeys(uint64(space))
+	} else {
+		keys, err = ZipfKeys(uint64(space), opt.Zipf, opt.Seed)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: %s: %w", a.Name, err)
+	}
+	srcs := a.Sources()
+	if len(srcs) == 0 {
+		return nil, fmt.Errorf("loadgen: %s has no source node", a.Name)
+	}
+	w := &AppWorkload{
+		app:     a,
+		sources: srcs,
+		keys:    keys,
+		rng:     rand.New(rand.NewPCG(uint64(opt.Seed), 0x617070)), // "app"
+	}
+	var total float64
+	for i, n := range srcs {
+		d := n.Descriptor
+		if d == nil || d.NewGenerator == nil {
+			return nil, fmt.Errorf("loadgen: %s: source %s: service %q has no request generator", a.Name, n.Name, n.Service)
+		}
+		// Distinct, reproducible seeds per source: two sources running the
+		// same service must not send identical streams.
+		w.gens = append(w.gens, d.NewGenerator(opt.Seed^int64(splitmix(uint64(i)+1)), size))
+		w.patch = append(w.patch, !opt.RawPayload && d.Family == service.FamilyEvent)
+		total += n.Ingress
+		w.cum = append(w.cum, total)
+	}
+	if !(total > 0) {
+		return nil, fmt.Errorf("loadgen: %s: source shares add up to %v", a.Name, total)
+	}
+	for i := range w.cum {
+		w.cum[i] /= total
+	}
+	w.cum[len(w.cum)-1] = 1
+	return w, nil
+}
+
+// App returns the application.
+func (w *AppWorkload) App() *app.App { return w.app }
+
+// Source returns the node of ingress index i, as returned by Next.
+func (w *AppWorkload) Source(i int) *app.Node { return w.sources[i] }
+
+// Keys returns the key distribution.
+func (w *AppWorkload) Keys() Keys { return w.keys }
+
+// Next returns the next request, its key and its ingress index into
+// App().Sources().
+func (w *AppWorkload) Next(dst []byte) ([]byte, uint64, int) {
+	i := 0
+	if len(w.cum) > 1 {
+		u := w.rng.Float64()
+		for i < len(w.cum)-1 && u >= w.cum[i] {
+			i++
+		}
+	}
+	req, _ := w.gens[i].Next(dst)
+	key := w.keys.Key(w.rng)
+	if w.patch[i] {
+		setEventKey(req, key)
+	}
+	return req, key, i
+}
+
+// setEventKey writes key into an encoded event's Key field; a payload that
+// is not an event is left alone.
+func setEventKey(b []byte, key uint64) {
+	if len(b) >= service.EventHeaderLen && b[0] == service.EventVersion {
+		binary.LittleEndian.PutUint64(b[8:], key)
+	}
+}
+
+// splitmix is the SplitMix64 finaliser, a bijective 64-bit mixer used to
+// derive independent seeds.
+func splitmix(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
+}
