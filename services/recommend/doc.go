@@ -59,7 +59,8 @@
 //
 // Unless users is 0, New seeds the state with generated ratings drawn from
 // a hidden taste model: users and items have 4 latent factors from
-// N(0, 1/2); user u rates item i round(3 + u.i + noise(sd 0.5)) clamped to
+// N(0, 1/2) (a user's derived from the seed and the user id, so users can
+// keep arriving); user u rates item i round(3 + u.i + noise(sd 0.5)) clamped to
 // 1..5 stars; items are chosen with Zipf popularity (exponent 0.8); each
 // user rates between half and one and a half times ratings_per_user items.
 // With the defaults (1,000 users, 500 items, 20 ratings each) that is about
@@ -110,7 +111,14 @@
 // # Requests for tests and benchmarks
 //
 // [NewGenerator] follows the default seed data's taste model: four in five
-// requests rate (a uniform user among 1,000, an item by popularity among
-// 500, the user's 1-5 star rating), one in five queries for a uniform user.
-// Requests are padded to the requested size (512 bytes by default).
+// requests rate (a user, an item by popularity among 500, the user's 1-5
+// star rating), one in five asks for a user's recommendations. Users are
+// drawn uniformly from 1,000 active ones: a window of ids that starts with
+// the 1,000 seeded users and slides by one every 25 requests, so new users
+// keep arriving and each rates about 20 items while active, as in the seed
+// data. The rating matrix thus keeps a steady shape instead of filling up
+// (with a fixed set of users every request would get slower the longer a
+// run lasts). Requests are padded to the requested size (512 bytes by
+// default). Benchmarks must generate requests as they go: replaying a fixed
+// set re-sends ratings the state already holds, which change nothing.
 package recommend
