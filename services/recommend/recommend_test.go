@@ -746,10 +746,14 @@ func benchmark(b *testing.B, timed func(op service.Op) bool) {
 func BenchmarkHandle(b *testing.B) { benchmark(b, func(service.Op) bool { return true }) }
 
 // BenchmarkRate times the ratings of the mix.
-func BenchmarkRate(b *testing.B) { benchmark(b, func(op service.Op) bool { return op == service.OpObserve }) }
+func BenchmarkRate(b *testing.B) {
+	benchmark(b, func(op service.Op) bool { return op == service.OpObserve })
+}
 
 // BenchmarkQuery times the queries of the mix.
-func BenchmarkQuery(b *testing.B) { benchmark(b, func(op service.Op) bool { return op == service.OpQuery }) }
+func BenchmarkQuery(b *testing.B) {
+	benchmark(b, func(op service.Op) bool { return op == service.OpQuery })
+}
 
 // BenchmarkGenerator is the cost of generating one request.
 func BenchmarkGenerator(b *testing.B) {
