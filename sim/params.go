@@ -126,11 +126,12 @@ type Params struct {
 // lognormal with CV 0.5 lies between the deterministic (CV 0) and
 // exponential (CV 1) bounds, which an experiment can select instead.
 //
-// TMDemand 2.93 µs: half the core time of the cheapest request the
+// TMDemand 2.92 µs: half the core time of the cheapest request the
 // SmartNIC serves. Table 1's SmartNIC column plateaus at about 2.05 M
 // requests/s for the lightest services (NATv4, EMA, KVS, Flow monitor,
 // Count) despite their different work, so the ~5.85 µs of a core per
-// request there (12 cores / 2.05 M) is mostly the firmware's packet path:
+// request there (12 cores / 2.053 M, NATv4's) is mostly the firmware's
+// packet path:
 // one receive and one transmit. A packet the traffic manager forwards to
 // or from the host takes half of that path (receive and DMA, or DMA and
 // transmit). The figure is computed from hwmodel's Table 1 at start-up.

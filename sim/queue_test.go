@@ -1,10 +1,8 @@
 package sim
 
 import (
-	"container/heap"
 	"math/rand/v2"
 	"slices"
-	"strconv"
 	"testing"
 )
 
@@ -74,71 +72,3 @@ func TestQueueNoAllocs(t *testing.T) {
 	}
 }
 
-// holdModel is the classic benchmark of future event lists: a queue of
-// constant size where each step removes the earliest event and schedules
-// one new event an exponentially distributed time later. The size is that
-// of a busy simulation (one event pending per request in flight or core
-// busy); the increments mix the simulator's scales, sub-microsecond hops
-// and tens of microseconds of service.
-func holdIncrements(n int) []int64 {
-	rng := rand.New(rand.NewPCG(1, 2))
-	inc := make([]int64, n)
-	for i := range inc {
-		mean := 500.0 // network hop
-		if i%3 == 0 {
-			mean = 20000 // service
-		}
-		inc[i] = int64(rng.ExpFloat64() * mean)
-	}
-	return inc
-}
-
-func BenchmarkQueue(b *testing.B) {
-	for _, size := range []int{1 << 10, 1 << 14, 1 << 17} {
-		inc := holdIncrements(1 << 16)
-		b.Run("typed/"+strconv.Itoa(size), func(b *testing.B) {
-			var q eventQueue
-			for i := range size {
-				q.push(inc[i&(len(inc)-1)], evDone, int32(i), 0)
-			}
-			b.ResetTimer()
-			cpu0 := cpuNow()
-			for i := range b.N {
-				e := q.pop()
-				q.push(e.at+inc[i&(len(inc)-1)], e.kind, e.a, e.b)
-			}
-			reportRate(b, float64(b.N), cpu0)
-		})
-		b.Run("container-heap/"+strconv.Itoa(size), func(b *testing.B) {
-			q := &boxedQueue{}
-			for i := range size {
-				heap.Push(q, event{at: inc[i&(len(inc)-1)], seq: uint64(i), a: int32(i)})
-			}
-			seq := uint64(size)
-			b.ResetTimer()
-			cpu0 := cpuNow()
-			for i := range b.N {
-				e := heap.Pop(q).(event)
-				seq++
-				heap.Push(q, event{at: e.at + inc[i&(len(inc)-1)], seq: seq, a: e.a, b: e.b, kind: e.kind})
-			}
-			reportRate(b, float64(b.N), cpu0)
-		})
-	}
-}
-
-// boxedQueue is the same ordering through container/heap, as in its
-// PriorityQueue example, for BenchmarkQueue's comparison.
-type boxedQueue []event
-
-func (q boxedQueue) Len() int           { return len(q) }
-func (q boxedQueue) Less(i, j int) bool { return q[i].before(&q[j]) }
-func (q boxedQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
-func (q *boxedQueue) Push(x any)        { *q = append(*q, x.(event)) }
-func (q *boxedQueue) Pop() any {
-	old := *q
-	n := len(old)
-	e := old[n-1]
-	*q = old[:n-1]
-	return e
-}
