@@ -1,7 +1,9 @@
 package nids
 
 import (
+	"runtime"
 	"testing"
+	"time"
 
 	"github.com/e3-platform/e3/service"
 	"github.com/e3-platform/e3/services/internal/packet"
@@ -49,9 +51,11 @@ func BenchmarkMatch(b *testing.B) {
 			b.ReportAllocs()
 			n := 0
 			count := func(int, int) { n++ }
+			cpu := startCPU(b)
 			for i := 0; i < b.N; i++ {
 				v.scan(payloads[i%len(payloads)], count)
 			}
+			cpu.stop(b, float64(total)/float64(len(payloads)))
 			benchSink = n
 		})
 	}
@@ -69,12 +73,34 @@ func BenchmarkHandle(b *testing.B) {
 	b.SetBytes(int64(len(pkts[0])))
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := startCPU(b)
 	for i := 0; i < b.N; i++ {
 		c.Reset(0, 0, nil)
 		if err := h.Handle(&c, pkts[i%len(pkts)]); err != nil {
 			b.Fatal(err)
 		}
 	}
+	cpu.stop(b, float64(len(pkts[0])))
+}
+
+// cpuTimer measures the CPU time of a benchmark loop on a locked OS thread
+// and reports it as cpu-ns/op and cpu-MB/s.
+type cpuTimer struct{ start time.Duration }
+
+func startCPU(b *testing.B) cpuTimer {
+	runtime.LockOSThread()
+	b.Cleanup(runtime.UnlockOSThread)
+	return cpuTimer{threadCPU()}
+}
+
+func (t cpuTimer) stop(b *testing.B, bytesPerOp float64) {
+	d := threadCPU() - t.start
+	if d <= 0 || b.N == 0 {
+		return
+	}
+	ns := float64(d) / float64(b.N)
+	b.ReportMetric(ns, "cpu-ns/op")
+	b.ReportMetric(bytesPerOp/ns*1e3, "cpu-MB/s")
 }
 
 // BenchmarkHandleWorstCase measures a 1500-byte packet stuffed with rule

@@ -36,7 +36,11 @@
 // bits below 65536 states; accepting states are numbered last so one
 // comparison decides whether to report. Texts of 64 bytes or more are
 // scanned as four interleaved streams whose seams are stitched exactly, so
-// the CPU overlaps four dependent table loads. Every occurrence is reported
+// the CPU overlaps four dependent table loads. There is no prefilter: a
+// 2-byte filter (an 8 KB bitmap of the class pairs that start a pattern,
+// then a trie walk at each candidate position) was measured at 0.71 of the
+// DFA's speed on random payloads, where only 1.1% of positions are
+// candidates, and 0.33 on text, where 15-48% are. Every occurrence is reported
 // with its pattern index and end offset, overlapping ones included. The
 // matcher is independent of packets and rules and can serve other services.
 //
