@@ -1,6 +1,7 @@
 package nids
 
 import (
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -129,10 +130,37 @@ func BenchmarkHandleWorstCase(b *testing.B) {
 	b.SetBytes(int64(len(pkt)))
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := startCPU(b)
 	for i := 0; i < b.N; i++ {
 		c.Reset(0, 0, nil)
 		if err := h.Handle(&c, pkt); err != nil {
 			b.Fatal(err)
 		}
+	}
+	cpu.stop(b, float64(len(pkt)))
+}
+
+// BenchmarkHandleSizes runs the service on generated packets of the sizes
+// the request-size experiment sweeps.
+func BenchmarkHandleSizes(b *testing.B) {
+	h, err := NewHandler(Config{Rules: GenerateRules(DefaultRuleSeed, DefaultRuleCount)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, size := range []int{64, 128, 256, 512, 1024, 1500} {
+		pkts := BenchPacketSet(1024, size, BenchSeed)
+		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) {
+			var c service.Context
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			cpu := startCPU(b)
+			for i := 0; i < b.N; i++ {
+				c.Reset(0, 0, nil)
+				if err := h.Handle(&c, pkts[i%len(pkts)]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			cpu.stop(b, float64(size))
+		})
 	}
 }
