@@ -21,10 +21,13 @@ type HostLinkConfig struct {
 	// Clock measures Latency; nil means [RealClock].
 	Clock Clock
 	// SpinBelow makes Recv busy-wait (yielding the processor) instead of
-	// arming a timer when the next message is due in less than this. Go
-	// timers fire tens of microseconds late, which would swamp a PCIe-scale
-	// latency; spinning keeps the injected delay close to the asked one at
-	// the cost of CPU. Only meaningful with the real clock. Default 0.
+	// arming a timer when the next message is due in less than this. A Go
+	// timer fires late by tens to hundreds of microseconds (on the 2-core
+	// development machine under load, a 5 µs latency took 450 µs on
+	// average with a timer and 14 µs with SpinBelow 100 µs), which would
+	// swamp a PCIe-scale latency; spinning keeps the injected delay close
+	// to the asked one at the cost of CPU. Only meaningful with the real
+	// clock. Default 0 (never spin).
 	SpinBelow time.Duration
 }
 
