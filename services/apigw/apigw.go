@@ -51,12 +51,14 @@ var BucketCodec collections.Codec[Bucket] = bucketCodec{}
 
 type bucketCodec struct{}
 
+// Append appends the encoding of b.
 func (bucketCodec) Append(dst []byte, b Bucket) []byte {
 	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(b.Tokens))
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(b.Last))
 	return append(dst, b.Sub...)
 }
 
+// Decode decodes a Bucket.
 func (bucketCodec) Decode(p []byte) (Bucket, error) {
 	if len(p) < 16 {
 		return Bucket{}, fmt.Errorf("apigw: bucket of %d bytes, want at least 16", len(p))

@@ -59,6 +59,7 @@ func appendPadded(dst []byte, v, width int) []byte {
 	return append(dst, s...)
 }
 
+// Next appends the next reading, with its device's token, to dst[:0].
 func (g *generator) Next(dst []byte) ([]byte, uint64) {
 	id := g.rng.IntN(genClients)
 	g.now += genStepNs

@@ -30,6 +30,7 @@ const (
 
 var reasonNames = [numReasons]string{"ok", "rate-limited", "malformed", "bad-alg", "bad-signature", "expired", "not-yet-valid", "missing-claim"}
 
+// String returns the reason's name, as in logs and metrics.
 func (r Reason) String() string {
 	if r < numReasons {
 		return reasonNames[r]

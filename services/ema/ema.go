@@ -39,12 +39,14 @@ var StateCodec collections.Codec[State] = stateCodec{}
 
 type stateCodec struct{}
 
+// Append appends the 24-byte encoding of s.
 func (stateCodec) Append(dst []byte, s State) []byte {
 	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(s.EMA))
 	dst = binary.LittleEndian.AppendUint64(dst, s.Count)
 	return binary.LittleEndian.AppendUint64(dst, uint64(s.Last))
 }
 
+// Decode decodes a State from exactly 24 bytes.
 func (stateCodec) Decode(b []byte) (State, error) {
 	if len(b) != 24 {
 		return State{}, fmt.Errorf("ema: state of %d bytes, want 24", len(b))

@@ -36,6 +36,7 @@ func NewGenerator(seed int64, size int) service.Generator {
 	return &generator{rng: rand.New(rand.NewPCG(uint64(seed), 0xe3a)), size: size, now: genBaseTime}
 }
 
+// Next appends the next reading to dst[:0].
 func (g *generator) Next(dst []byte) ([]byte, uint64) {
 	k := g.rng.Uint64N(genStreams)
 	g.now += genStepNs

@@ -58,6 +58,7 @@ func appendKey(dst []byte, k uint64) []byte {
 	return append(dst, s...)
 }
 
+// Next appends the next request to dst[:0].
 func (g *generator) Next(dst []byte) ([]byte, uint64) {
 	var k uint64
 	op := service.OpGet

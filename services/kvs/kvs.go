@@ -69,6 +69,7 @@ var ItemCodec collections.Codec[Item] = itemCodec{}
 
 type itemCodec struct{}
 
+// Append appends the encoding of it.
 func (itemCodec) Append(dst []byte, it Item) []byte {
 	dst = binary.LittleEndian.AppendUint32(dst, it.Flags)
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(it.Exp))
@@ -76,6 +77,7 @@ func (itemCodec) Append(dst []byte, it Item) []byte {
 	return append(dst, it.Data...)
 }
 
+// Decode decodes an Item, copying its data out of b.
 func (itemCodec) Decode(b []byte) (Item, error) {
 	if len(b) < 13 {
 		return Item{}, fmt.Errorf("kvs: item of %d bytes, shorter than its 13-byte header", len(b))

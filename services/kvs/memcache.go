@@ -27,6 +27,7 @@ const (
 	CmdDelete                    // delete <key> [0] [noreply]
 )
 
+// String returns the command's protocol name.
 func (c Command) String() string {
 	switch c {
 	case CmdGet:
@@ -91,6 +92,7 @@ type ProtocolError struct {
 	Close bool // close the connection after sending Reply
 }
 
+// Error says what is wrong and where.
 func (e *ProtocolError) Error() string {
 	return fmt.Sprintf("kvs: memcache: %s at offset %d (token %q)", e.Reason, e.Offset, e.Token)
 }

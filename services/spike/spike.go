@@ -55,6 +55,7 @@ var StatsCodec collections.Codec[Stats] = statsCodec{}
 
 type statsCodec struct{}
 
+// Append appends the 24-byte encoding of s.
 func (statsCodec) Append(dst []byte, s Stats) []byte {
 	dst = binary.LittleEndian.AppendUint32(dst, s.N)
 	dst = binary.LittleEndian.AppendUint32(dst, s.Pos)
@@ -62,6 +63,7 @@ func (statsCodec) Append(dst []byte, s Stats) []byte {
 	return binary.LittleEndian.AppendUint64(dst, math.Float64bits(s.M2))
 }
 
+// Decode decodes Stats from exactly 24 bytes.
 func (statsCodec) Decode(b []byte) (Stats, error) {
 	if len(b) != 24 {
 		return Stats{}, fmt.Errorf("spike: stats of %d bytes, want 24", len(b))

@@ -41,6 +41,7 @@ func NewGenerator(seed int64, size int) service.Generator {
 	return &generator{rng: rand.New(rand.NewPCG(uint64(seed), 0x5a1)), size: size, now: genBaseTime}
 }
 
+// Next appends the next reading or query to dst[:0].
 func (g *generator) Next(dst []byte) ([]byte, uint64) {
 	k := g.rng.Uint64N(genSensors)
 	g.now += genStepNs
