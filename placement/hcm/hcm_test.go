@@ -314,3 +314,41 @@ func TestCycle(t *testing.T) {
 		t.Errorf("a on %d, b on %d; want both on one node", res.Assignment[a], res.Assignment[b])
 	}
 }
+
+// TestConcurrentPlace places one problem from several goroutines: placers
+// only read the problem and its load (run it with -race).
+func TestConcurrentPlace(t *testing.T) {
+	c := twoPods(t)
+	p := placement.NewProblem(placement.NewLoad(c))
+	prev := placement.None
+	for k := range 20 {
+		in := placement.Instance{Name: "x", Service: serviceMix[k%len(serviceMix)], RPS: 2e4, Bytes: 512, MemoryMB: 512}
+		in.NonMigratable = in.Service == "sql"
+		if prev == placement.None {
+			in.IngressRPS = in.RPS
+		}
+		id := p.AddInstance(in)
+		p.AddBackup(id, placement.Instance{Name: "x.b", Service: in.Service, MemoryMB: 512, NonMigratable: in.NonMigratable})
+		if prev != placement.None {
+			p.AddEdge(prev, id, 2e4, 512)
+		}
+		prev = id
+	}
+	want := place(t, p).Assignment
+	done := make(chan placement.Assignment)
+	for range 4 {
+		go func() {
+			res, err := hcm.New(hcm.Options{}).Place(p, nil)
+			if err != nil {
+				done <- nil
+				return
+			}
+			done <- res.Assignment
+		}()
+	}
+	for range 4 {
+		if got := <-done; !slices.Equal(got, want) {
+			t.Errorf("concurrent run %v, want %v", got, want)
+		}
+	}
+}
