@@ -139,12 +139,16 @@ func Compile(pats []Pattern) (*Matcher, error) {
 	// 1. Byte classes over folded bytes: each folded byte some pattern
 	// uses is a class; all other bytes share class 0 when there are any.
 	var used [256]bool
+	total := 0
 	for i, p := range pats {
 		if len(p.Bytes) == 0 {
 			return nil, fmt.Errorf("nids: pattern %d is empty", i)
 		}
 		if len(p.Bytes) > MaxPatternLen {
 			return nil, fmt.Errorf("nids: pattern %d is %d bytes, longer than %d", i, len(p.Bytes), MaxPatternLen)
+		}
+		if total += len(p.Bytes); total > maxTableEntries {
+			return nil, fmt.Errorf("%w: patterns total more than %d bytes", ErrTooLarge, maxTableEntries)
 		}
 		for _, b := range p.Bytes {
 			used[fold(b)] = true
