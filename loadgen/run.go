@@ -628,10 +628,6 @@ func (r *run) pace() {
 		n := 0
 		for !r.stopped && n < len(batch) && r.nextAt <= now {
 			at := r.nextAt
-			off, more := r.arrivals.Next()
-			if more {
-				r.nextAt = max(r.origin+int64(off), at)
-			}
 			if r.inflight >= r.maxInFlight {
 				r.s.Requests++
 				r.s.Shed++
@@ -653,6 +649,12 @@ func (r *run) pace() {
 				r.issueLocked(c, at, now)
 				batch[n] = c
 				n++
+			}
+			// The next arrival is drawn after this one was issued: a Replay's
+			// workload describes the arrival drawn last.
+			off, more := r.arrivals.Next()
+			if more {
+				r.nextAt = max(r.origin+int64(off), at)
 			}
 			if !more {
 				r.stopLocked(now)
