@@ -72,21 +72,34 @@
 // # Memcached protocol
 //
 // memcache.go implements get, set and delete of memcached's text protocol
-// (doc/protocol.txt of memcached) as memcached 1.6 answers them:
-// [ParseRequest] decodes one request from a connection buffer and says
-// how many bytes it took, or that more are needed ([ErrIncomplete]), or
-// returns a [*ProtocolError] naming the offending token and its offset
-// with the exact line memcached would send (ERROR, CLIENT_ERROR bad
-// command line format, CLIENT_ERROR bad data chunk, SERVER_ERROR object
-// too large for cache) and how many bytes to skip. Multi-key gets,
-// flags, exptime (relative up to 30 days, else a Unix time; negative
-// expires at once) and noreply are supported; gets, cas and the other
-// commands answer ERROR. [Request.AppendEvent] turns a request into the
-// events above, [AppendResponse] and [AppendEnd] turn the store's replies
-// into VALUE/END, STORED, DELETED and NOT_FOUND lines, and [Session]
-// does all of it for one connection. Tests play protocol transcripts
-// (testdata/memcache) through a Session and drive it over TCP with
-// libmemcached's memaslap and command-line tools.
+// (doc/protocol.txt of memcached) and answers them byte for byte as
+// memcached 1.6 does. [ParseRequest] decodes one request from a
+// connection buffer and says how many bytes it took, or that more are
+// needed ([ErrIncomplete]), or returns a [*ProtocolError] naming the
+// offending token and its offset, with the line memcached would send
+// (ERROR, CLIENT_ERROR bad command line format, CLIENT_ERROR bad data
+// chunk, SERVER_ERROR object too large for cache) and how many bytes to
+// discard first. Multi-key gets, flags, exptime (relative up to 30 days,
+// else a Unix time; negative expires at once) and noreply are supported;
+// gets, cas and the other commands answer ERROR.
+//
+// Where protocol.txt leaves room, memcached's own behaviour is copied,
+// because that is what clients meet: numbers are read as C's strtoul and
+// strtol read them and kept in 32 bits (a sign is allowed, larger values
+// wrap), a fifth set argument other than noreply is ignored, noreply
+// silences errors too, the data block after a refused set line is read as
+// a command line, and a too-large set is answered only once its data block
+// has been discarded and removes the item it would have replaced. A line
+// of more than 2048 bytes without a newline closes the connection, except
+// a get (up to 64 KiB here).
+//
+// [Request.AppendEvent] turns a request into the events above,
+// [AppendResponse] and [AppendEnd] turn the store's replies into
+// VALUE/END, STORED, DELETED and NOT_FOUND lines, and [Session] does all of
+// it for one connection. Tests play protocol transcripts
+// (testdata/memcache) through a Session, play the same transcripts
+// against a real memcached 1.6 and require identical bytes, and drive a
+// Session over TCP with libmemcached's memaslap and command-line tools.
 //
 // # Generator
 //

@@ -1,12 +1,15 @@
 package kvs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -75,12 +78,18 @@ func serveTCP(t *testing.T, h service.Handler) string {
 }
 
 func needTool(t *testing.T, name string) string {
+	return needToolPkg(t, name, "libmemcached-tools")
+}
+
+// needToolPkg finds a program from a Debian package, skipping the test
+// when it is missing, except under CI=true where it must be installed.
+func needToolPkg(t *testing.T, name, pkg string) string {
 	p, err := exec.LookPath(name)
 	if err != nil {
 		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not found: CI must install Debian's libmemcached-tools", name)
+			t.Fatalf("%s not found: CI must install Debian's %s", name, pkg)
 		}
-		t.Skipf("%s not found: install Debian's libmemcached-tools to drive the store with a real memcached client", name)
+		t.Skipf("%s not found: install Debian's %s to run this test", name, pkg)
 	}
 	return p
 }
@@ -159,5 +168,107 @@ func TestMemcachedTools(t *testing.T) {
 	run(rm, "greeting")
 	if s := h.(*Store); s.Len() != 0 {
 		t.Errorf("%d items after memcrm", s.Len())
+	}
+}
+
+// TestTranscriptsMatchMemcached plays the protocol transcripts against a
+// real memcached (Debian's memcached package), the reference for every
+// reply line, error and framing rule our decoder copies. Blocks marked
+// e3-only (commands memcached has and we refuse) and transcripts that
+// set the clock are left out.
+func TestTranscriptsMatchMemcached(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts memcached")
+	}
+	bin := needToolPkg(t, "memcached", "memcached")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "-l", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "0", "-m", "16", "-t", "1", "-u", "root",
+		// Items of at most 1 KB, so that the transcripts' too-large set is
+		// too large for memcached as well (its limit counts the item header
+		// and key, ours only the value).
+		"-I", "1024", "-o", "slab_chunk_max=512")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	dial := func() net.Conn {
+		for i := 0; i < 100; i++ {
+			if c, err := net.Dial("tcp", addr); err == nil {
+				return c
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("memcached did not listen on %s: %s", addr, stderr.String())
+		return nil
+	}
+	files, _ := filepath.Glob("testdata/memcache/*.txt")
+	for _, f := range files {
+		blocks := readTranscript(t, f)
+		if slices.ContainsFunc(blocks, func(b block) bool { return b.now != 0 }) {
+			continue // memcached's clock cannot be set
+		}
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			c := dial()
+			defer c.Close()
+			// Keys are prefixed per file so that files do not see each
+			// other's items: flush first instead.
+			c.Write([]byte("flush_all\r\n"))
+			readAtLeast(t, c, len("OK\r\n"))
+			for _, b := range blocks {
+				if b.e3Only {
+					continue
+				}
+				if _, err := c.Write(b.client); err != nil {
+					t.Fatalf("%s:%d: write: %v", f, b.line, err)
+				}
+				got, eof := readAtLeast(t, c, len(b.want))
+				if b.expectClose {
+					for !eof {
+						var more []byte
+						more, eof = readAtLeast(t, c, 1)
+						got = append(got, more...)
+					}
+				}
+				if !bytes.Equal(got, b.want) || eof != b.expectClose {
+					t.Errorf("%s:%d: memcached answers\n%q (closed %v)\nthe transcript says\n%q (closed %v)", f, b.line, got, eof, b.want, b.expectClose)
+				}
+				if eof {
+					return
+				}
+			}
+		})
+	}
+}
+
+// readAtLeast reads until n bytes have come, then a little longer to
+// catch any surplus; it reports whether the peer closed.
+func readAtLeast(t *testing.T, c net.Conn, n int) ([]byte, bool) {
+	var got []byte
+	buf := make([]byte, 64<<10)
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		wait := deadline
+		if len(got) >= n {
+			wait = time.Now().Add(50 * time.Millisecond)
+		}
+		c.SetReadDeadline(wait)
+		k, err := c.Read(buf)
+		got = append(got, buf[:k]...)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return got, false
+			}
+			return got, true
+		}
 	}
 }

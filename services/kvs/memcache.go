@@ -78,18 +78,25 @@ type Request struct {
 // more and parse again from the same start.
 var ErrIncomplete = errors.New("kvs: memcache request incomplete")
 
-// ProtocolError is a request memcached would refuse. Reply is the line
-// to send (without \r\n), or empty when the connection is to be closed
-// without a word, as memcached does with an endless line.
+// ProtocolError is a request memcached would refuse. The server handles
+// it as memcached does: discard Skip bytes, then send Reply (without
+// \r\n) unless it is empty, and close the connection if Close is set.
 type ProtocolError struct {
 	Offset int    // byte offset of the offending token in the buffer
 	Token  string // the offending token, at most 64 bytes of it
 	Reason string // what is wrong, for logs
-	Reply  string
+	// Reply is the line memcached sends; empty when it sends nothing
+	// (a noreply request, or an endless line it hangs up on).
+	Reply string
 	// Skip is how many bytes to discard before the next request. It may
-	// exceed the buffer when a refused data block has not fully arrived.
-	Skip  int
-	Close bool // close the connection after sending Reply
+	// exceed the buffer when a refused data block has not fully arrived;
+	// memcached answers only once it has discarded them all.
+	Skip int
+	// Unlink, when set, is a key whose item must be removed: memcached
+	// drops the item a refused too-large set would have replaced.
+	// It aliases the buffer.
+	Unlink []byte
+	Close  bool // close the connection after sending Reply
 }
 
 // Error says what is wrong and where.
@@ -173,26 +180,23 @@ func ParseRequest(buf []byte, r *Request, maxValue int) (n int, err error) {
 		if nt == 0 || nt > 3 {
 			return n, protoErr(line, cs, ce, fmt.Sprintf("delete with %d arguments", nt), replyError, n)
 		}
-		ks, ke := tok[0][0], tok[0][1]
-		if ke-ks > MaxKeyLen {
-			return n, protoErr(line, ks, ke, fmt.Sprintf("key of %d bytes exceeds %d", ke-ks, MaxKeyLen), replyBadFormat, n)
-		}
-		r.Keys = append(r.Keys, line[ks:ke])
 		arg := func(i int) string { return string(line[tok[i][0]:tok[i][1]]) }
-		switch {
-		case nt == 1:
-		case nt == 2 && arg(1) == "0":
-		case nt == 2 && arg(1) == "noreply":
-			r.NoReply = true
-		case nt == 3 && arg(1) == "0" && arg(2) == "noreply":
-			r.NoReply = true
-		default:
+		// As memcached: noreply is a last argument "noreply", and it
+		// silences errors too; the only other argument allowed is a
+		// legacy hold time of "0".
+		r.NoReply = nt > 1 && arg(nt-1) == "noreply"
+		if nt > 1 && !(nt == 2 && (arg(1) == "0" || r.NoReply) || nt == 3 && arg(1) == "0" && r.NoReply) {
 			bad := tok[nt-1]
 			if arg(1) != "0" {
 				bad = tok[1]
 			}
-			return n, protoErr(line, bad[0], bad[1], "delete takes only a key, an optional 0 and noreply", replyBadDelete, n)
+			return n, silence(protoErr(line, bad[0], bad[1], "delete takes only a key, an optional 0 and noreply", replyBadDelete, n), r.NoReply)
 		}
+		ks, ke := tok[0][0], tok[0][1]
+		if ke-ks > MaxKeyLen {
+			return n, silence(protoErr(line, ks, ke, fmt.Sprintf("key of %d bytes exceeds %d", ke-ks, MaxKeyLen), replyBadFormat, n), r.NoReply)
+		}
+		r.Keys = append(r.Keys, line[ks:ke])
 		return n, nil
 	}
 	return n, protoErr(line, cs, ce, "unknown command", replyError, n)
@@ -222,80 +226,123 @@ func parseSet(buf, line []byte, n, i int, r *Request, maxValue int) (int, error)
 		return n, protoErr(line, 0, 3, fmt.Sprintf("set with %d arguments, want 4 or 5", nt), replyError, n)
 	}
 	field := func(k int) []byte { return line[tok[k][0]:tok[k][1]] }
+	// As memcached: noreply is a last argument "noreply" (a fifth
+	// argument that is not is ignored), and it silences every answer to
+	// the request, errors included.
+	r.NoReply = string(field(nt-1)) == "noreply"
 	bad := func(k int, what string) (int, error) {
-		return n, protoErr(line, tok[k][0], tok[k][1], what, replyBadFormat, n)
+		return n, silence(protoErr(line, tok[k][0], tok[k][1], what, replyBadFormat, n), r.NoReply)
 	}
 	key := field(0)
 	if len(key) > MaxKeyLen {
 		return bad(0, fmt.Sprintf("key of %d bytes exceeds %d", len(key), MaxKeyLen))
 	}
-	flags, ok := parseUint(field(1), math.MaxUint32)
+	flags, ok := strtoul32(field(1))
 	if !ok {
-		return bad(1, "flags are not a 32-bit unsigned integer")
+		return bad(1, "flags are not an unsigned integer")
 	}
-	exptime, ok := parseInt(field(2))
+	exptime, ok := strtol32(field(2))
 	if !ok {
 		return bad(2, "exptime is not an integer")
 	}
-	size, ok := parseUint(field(3), maxDataLen)
-	if !ok {
-		return bad(3, "bytes is not a non-negative integer")
-	}
-	if nt == 5 {
-		if string(field(4)) != "noreply" {
-			return bad(4, "fifth argument is not noreply")
-		}
-		r.NoReply = true
+	size, ok := strtol32(field(3))
+	if !ok || size < 0 || size > maxDataLen {
+		return bad(3, "bytes is not a length")
 	}
 	need := n + int(size) + 2
 	if int(size) > maxValue {
-		// memcached answers at once and discards the data block.
-		return need, protoErr(line, tok[3][0], tok[3][1], fmt.Sprintf("value of %d bytes exceeds %d", size, maxValue), replyTooLarge, need)
+		// memcached discards the data block, then answers, and drops
+		// the item the set would have replaced.
+		r.Keys = append(r.Keys, key)
+		e := protoErr(line, tok[3][0], tok[3][1], fmt.Sprintf("value of %d bytes exceeds %d", size, maxValue), replyTooLarge, need)
+		e.Unlink = key
+		return need, silence(e, r.NoReply)
 	}
 	if len(buf) < need {
 		return 0, ErrIncomplete
 	}
 	if buf[need-2] != '\r' || buf[need-1] != '\n' {
-		return need, &ProtocolError{Offset: need - 2, Token: string(buf[need-2 : need]), Reason: "data block not followed by \\r\\n", Reply: replyBadChunk, Skip: need}
+		e := &ProtocolError{Offset: need - 2, Token: string(buf[need-2 : need]), Reason: "data block not followed by \\r\\n", Reply: replyBadChunk, Skip: need}
+		return need, silence(e, r.NoReply)
 	}
 	r.Keys = append(r.Keys, key)
-	r.Flags = uint32(flags)
-	r.Exptime = exptime
+	r.Flags = flags
+	r.Exptime = int64(exptime)
 	r.Data = buf[n : n+int(size)]
 	return need, nil
 }
 
-// parseUint parses decimal digits only, up to limit.
-func parseUint(b []byte, limit uint64) (uint64, bool) {
-	if len(b) == 0 || len(b) > 20 {
-		return 0, false
+// silence drops the reply of an error on a noreply request, as memcached
+// does.
+func silence(e *ProtocolError, noreply bool) *ProtocolError {
+	if noreply {
+		e.Reply = ""
 	}
-	var v uint64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		d := uint64(c - '0')
-		if v > (limit-d)/10 {
-			return 0, false
-		}
-		v = v*10 + d
-	}
-	return v, true
+	return e
 }
 
-// parseInt parses an optionally negative decimal integer within int64.
-func parseInt(b []byte) (int64, bool) {
-	neg := len(b) > 0 && b[0] == '-'
-	if neg {
-		b = b[1:]
+// isCSpace is C's isspace in the C locale.
+func isCSpace(c byte) bool { return c == ' ' || c >= '\t' && c <= '\r' }
+
+// strtoNum emulates C's strtoul/strtol as memcached's safe_strtoul and
+// safe_strtol use them: leading white space, an optional sign, decimal
+// digits, and then the end of the token or white space (anything after
+// that is ignored). It returns the magnitude, the sign, and false when
+// there are no digits, when the digits do not end the number, or when
+// the magnitude exceeds max (ERANGE).
+func strtoNum(b []byte, max uint64) (mag uint64, neg, ok bool) {
+	i := 0
+	for i < len(b) && isCSpace(b[i]) {
+		i++
 	}
-	if neg {
-		v, ok := parseUint(b, 1<<63)
-		return -int64(v), ok // -(1<<63) wraps to itself: MinInt64
+	if i < len(b) && (b[i] == '+' || b[i] == '-') {
+		neg = b[i] == '-'
+		i++
 	}
-	v, ok := parseUint(b, math.MaxInt64)
-	return int64(v), ok
+	start := i
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		d := uint64(b[i] - '0')
+		if mag > (max-d)/10 {
+			return 0, false, false
+		}
+		mag = mag*10 + d
+	}
+	if i == start || i < len(b) && !isCSpace(b[i]) {
+		return 0, false, false
+	}
+	return mag, neg, true
+}
+
+// strtoul32 is memcached's safe_strtoul: unsigned long parsing (a minus
+// sign negates, and is refused only when the result has its top bit
+// set), stored in 32 bits.
+func strtoul32(b []byte) (uint32, bool) {
+	mag, neg, ok := strtoNum(b, math.MaxUint64)
+	if !ok {
+		return 0, false
+	}
+	v := mag
+	if neg {
+		v = -mag
+	}
+	if int64(v) < 0 && neg {
+		return 0, false
+	}
+	return uint32(v), true
+}
+
+// strtol32 is memcached's safe_strtol: long parsing, stored in an int32
+// (so larger values wrap, as they do in memcached).
+func strtol32(b []byte) (int32, bool) {
+	mag, neg, ok := strtoNum(b, 1<<63)
+	if !ok || !neg && mag > math.MaxInt64 {
+		return 0, false
+	}
+	v := int64(mag) // 1<<63 wraps to MinInt64, the one negative value allowed
+	if neg {
+		v = -v
+	}
+	return int32(v), true
 }
 
 // Deadline converts a memcached exptime, received at now (ns since the
@@ -394,7 +441,8 @@ func AppendEnd(dst []byte) []byte { return append(dst, "END\r\n"...) }
 type Session struct {
 	h        service.Handler
 	maxValue int
-	swallow  int // bytes of a refused data block still to discard
+	swallow  int    // bytes of a refused data block still to discard
+	pending  string // the reply to send once they are
 	req      Request
 	ev       []byte
 	ctx      service.Context
@@ -420,6 +468,7 @@ func (s *Session) Serve(out, in []byte, now int64) ([]byte, int, bool) {
 			if s.swallow > 0 {
 				return out, used, false
 			}
+			out = appendLine(out, s.pending)
 		}
 		n, err := ParseRequest(in[used:], &s.req, s.maxValue)
 		if err == ErrIncomplete {
@@ -427,21 +476,40 @@ func (s *Session) Serve(out, in []byte, now int64) ([]byte, int, bool) {
 		}
 		if err != nil {
 			pe := err.(*ProtocolError) // the only other error ParseRequest returns
-			if pe.Reply != "" {
-				out = append(append(out, pe.Reply...), "\r\n"...)
+			if pe.Unlink != nil {
+				s.unlink(pe.Unlink, now)
 			}
 			if pe.Close {
-				return out, used, true
+				return appendLine(out, pe.Reply), used, true
 			}
 			if avail := len(in) - used; n > avail {
-				s.swallow = n - avail
-				n = avail
+				s.swallow, s.pending = n-avail, pe.Reply
+				return out, len(in), false
 			}
 			used += n
+			out = appendLine(out, pe.Reply)
 			continue
 		}
 		used += n
 		out = s.execute(out, now)
+	}
+}
+
+// appendLine appends line and \r\n, or nothing for an empty line.
+func appendLine(out []byte, line string) []byte {
+	if line == "" {
+		return out
+	}
+	return append(append(out, line...), "\r\n"...)
+}
+
+// unlink removes key's item, as memcached does when it refuses a set.
+func (s *Session) unlink(key []byte, now int64) {
+	ev := service.Event{Op: service.OpDelete, Token: key}
+	var err error
+	if s.ev, err = service.AppendEvent(s.ev[:0], &ev, 0); err == nil {
+		s.ctx.Reset(now, KeyHash(key), nil)
+		_ = s.h.Handle(&s.ctx, s.ev) // found or not, there is nothing to say
 	}
 }
 
