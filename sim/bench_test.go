@@ -64,7 +64,7 @@ func BenchmarkEngine(b *testing.B) {
 			cpu0 := cpuNow()
 			for i := range b.N {
 				e := q.pop()
-				switch e.kind { // the simulator's dispatch, minus the model
+				switch e.kind() { // the simulator's dispatch, minus the model
 				case evArrive:
 					handled[0]++
 				case evDone:
@@ -82,7 +82,7 @@ func BenchmarkEngine(b *testing.B) {
 		b.Run("container-heap/"+strconv.Itoa(size), func(b *testing.B) {
 			q := &boxedQueue{}
 			for i := range size {
-				heap.Push(q, event{at: incs[i%nInc], seq: uint64(i), a: int32(i), kind: kinds[i%nInc]})
+				heap.Push(q, event{at: incs[i%nInc], seqKind: uint64(i)<<8 | uint64(kinds[i%nInc]), a: int32(i)})
 			}
 			seq := uint64(size)
 			b.ReportAllocs()
@@ -92,7 +92,7 @@ func BenchmarkEngine(b *testing.B) {
 				e := heap.Pop(q).(event)
 				j := i & (nInc - 1)
 				seq++
-				heap.Push(q, event{at: e.at + incs[j], seq: seq, a: e.a, b: e.b, kind: kinds[j]})
+				heap.Push(q, event{at: e.at + incs[j], seqKind: seq<<8 | uint64(kinds[j]), a: e.a, b: e.b})
 			}
 			reportRate(b, float64(b.N), cpu0)
 		})

@@ -1,21 +1,25 @@
 package sim
 
 // event is one entry of the simulator's future event list. It is a small
-// value (32 bytes) kept directly in the heap's slice, so scheduling an event
+// value (24 bytes) kept directly in the heap's slice, so scheduling an event
 // allocates nothing and involves no interface: the model's handlers are a
-// switch on kind.
+// switch on its kind.
 type event struct {
-	at   int64  // virtual time, nanoseconds
-	seq  uint64 // scheduling order; breaks ties between equal times
-	a, b int32  // arguments; their meaning depends on kind
-	kind evKind
+	at int64 // virtual time, nanoseconds
+	// seqKind is the scheduling order shifted left by 8 bits, with the
+	// event's kind in the low byte. The order is unique, so comparing
+	// seqKind compares scheduling order.
+	seqKind uint64
+	a, b    int32 // arguments; their meaning depends on the kind
 }
+
+func (e *event) kind() evKind { return evKind(e.seqKind) }
 
 // before orders events by time, then by the order they were scheduled. The
 // sequence number makes the order total, so a run never depends on how the
 // heap happens to arrange equal keys: the same seed replays the same run.
 func (e *event) before(f *event) bool {
-	return e.at < f.at || (e.at == f.at && e.seq < f.seq)
+	return e.at < f.at || (e.at == f.at && e.seqKind < f.seqKind)
 }
 
 // eventQueue is a binary min-heap of events ordered by (at, seq): the
@@ -36,7 +40,7 @@ func (q *eventQueue) Len() int { return len(q.h) }
 // push schedules an event.
 func (q *eventQueue) push(at int64, kind evKind, a, b int32) {
 	q.seq++
-	e := event{at: at, seq: q.seq, a: a, b: b, kind: kind}
+	e := event{at: at, seqKind: q.seq<<8 | uint64(kind), a: a, b: b}
 	h := append(q.h, e)
 	// Sift up: move parents down into the hole until e fits.
 	j := len(h) - 1

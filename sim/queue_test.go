@@ -45,6 +45,9 @@ func TestQueueOrder(t *testing.T) {
 	})
 	for i, k := range want {
 		e := q.pop()
+		if e.kind() != evKind(e.a%7) {
+			t.Fatalf("event #%d came back with kind %d, pushed with %d", e.a, e.kind(), e.a%7)
+		}
 		if e.at != k.at || e.a != k.ord {
 			t.Fatalf("pop %d: got (%d, #%d), want (%d, #%d)", i, e.at, e.a, k.at, k.ord)
 		}
@@ -65,7 +68,7 @@ func TestQueueNoAllocs(t *testing.T) {
 	allocs := testing.AllocsPerRun(1000, func() {
 		e := q.pop()
 		now = e.at
-		q.push(now+100, evDone, e.a, e.b)
+		q.push(now+100, e.kind(), e.a, e.b)
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per pop+push, want 0", allocs)

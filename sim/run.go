@@ -37,7 +37,7 @@ func (s *sim) run() error {
 		e := s.q.pop()
 		s.now = e.at
 		s.events++
-		switch e.kind {
+		switch e.kind() {
 		case evArrive:
 			s.arrive(e.a, topology.NodeID(e.b))
 		case evDone:
