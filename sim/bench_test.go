@@ -19,10 +19,10 @@ var holdMix = []struct {
 	weight int
 	meanNs float64
 }{
-	{evArrive, 40, 1_500},  // next: a job completes after service
-	{evDone, 35, 12_000},   // next: a hop to the next node
-	{evPort, 15, 800},      // next: arrival after the link
-	{evSend, 10, 40_000},   // next: the client's next request
+	{evArrive, 40, 1_500}, // next: a job completes after service
+	{evDone, 35, 12_000},  // next: a hop to the next node
+	{evPort, 15, 800},     // next: arrival after the link
+	{evSend, 10, 40_000},  // next: the client's next request
 }
 
 // BenchmarkEngine measures the event engine alone in the hold model, the

@@ -74,4 +74,3 @@ func TestQueueNoAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per pop+push, want 0", allocs)
 	}
 }
-
