@@ -131,7 +131,10 @@ type KneeResult struct {
 // Open-loop probes replace the paper's closed-loop clients: the two trace
 // the same curve up to the knee, and an open-loop level names its offered
 // load directly, where a closed loop would need its population tuned to
-// reach each level.
+// reach each level. Every probe is a separate Run with cfg.Orchestrator as
+// given, so an orchestrator that keeps state between calls carries it
+// from one probe to the next; run such comparisons with Run at a fixed
+// load instead.
 func Knee(cfg Config, opt KneeOptions) (*KneeResult, error) {
 	for i := range cfg.Apps {
 		if cfg.Apps[i].Clients.Outstanding == 0 && cfg.Apps[i].Clients.Rate == 0 {
@@ -312,8 +315,9 @@ var errMaxProbes = errors.New("sim: Knee: out of probes")
 // one request puts on it: core time of the instances' messages (Table 1
 // demand at each instance's node) and of the traffic managers' forwarding,
 // and wire bytes on ports, with ECMP spreading a host's traffic evenly
-// over its ports. Queueing makes the real knee lower; [Knee] starts its
-// search from this bound.
+// over its ports. It bounds the long-run throughput; queueing makes the
+// real knee lower, and a short run of slow services can measure a few per
+// cent above it by chance. [Knee] starts its search from this bound.
 func Capacity(cfg Config, mix []float64) (float64, error) {
 	if err := cfg.validate(); err != nil {
 		return 0, err

@@ -228,8 +228,9 @@ func TestKneeMM1(t *testing.T) {
 }
 
 // TestKneeBuiltin runs the knee search on NFV-FIN on three Type1-SmartNIC
-// servers, the shape of X4, and checks only what must hold: the knee is
-// below the analytic bound, and the run there completed what was offered.
+// servers, the shape of X4, and checks what must hold: the knee is below
+// the analytic bound (up to the measurement's noise, 2 %) and not far
+// below it for an application whose stages are all light.
 func TestKneeBuiltin(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a knee search of a built-in application takes seconds")
@@ -239,13 +240,11 @@ func TestKneeBuiltin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var events uint64
 	for _, p := range k.Probes {
 		t.Logf("offered %9.0f  throughput %9.0f  p99 %10v  %6.1f W  below knee %v", p.Offered, p.Throughput, p.P99, p.PowerW, p.BelowKnee)
 	}
-	events += k.Knee.Events
 	t.Logf("estimate %.0f, knee %.0f/s at %.0f offered, %.0f requests/J", k.Estimate, k.PeakRPS, k.Offered, k.Knee.RequestsPerJoule)
-	if k.PeakRPS > k.Estimate || k.PeakRPS < 0.2*k.Estimate {
+	if k.PeakRPS > 1.02*k.Estimate || k.PeakRPS < 0.5*k.Estimate {
 		t.Errorf("knee %.0f against an estimate of %.0f", k.PeakRPS, k.Estimate)
 	}
 }
