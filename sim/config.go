@@ -41,6 +41,7 @@ type Config struct {
 
 // AppLoad is one application with its placement and its clients.
 type AppLoad struct {
+	// App is the application, loaded and validated by package app.
 	App *app.App
 	// Assignment maps every instance of App (by app.Instance.Index) to a
 	// compute node. Nil means: place App with the Config's Placer at
@@ -73,10 +74,16 @@ type AppLoad struct {
 // outstanding (arrivals beyond it are rejected and counted), so that an
 // overloaded run cannot exhaust memory; 0 means 1,000,000.
 type Clients struct {
+	// Outstanding is the number of closed-loop clients; 0 for open loop.
 	Outstanding int
-	Think       time.Duration
-	Rate        float64
-	Burst       int
+	// Think is a closed-loop client's mean think time.
+	Think time.Duration
+	// Rate is the open loop's arrival rate, or the closed loop's rate
+	// limit (0: none), in requests a second.
+	Rate float64
+	// Burst is the rate limiter's extra tokens: 0 spaces sends evenly.
+	Burst int
+	// MaxInFlight caps the open loop's outstanding requests.
 	MaxInFlight int
 	// Keys is how request keys are drawn from the workload's key space.
 	Keys Keys

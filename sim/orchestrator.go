@@ -44,6 +44,7 @@ type Observations struct {
 
 // NodeObservation is one node's report for a period.
 type NodeObservation struct {
+	// Node and Kind identify the node.
 	Node topology.NodeID
 	Kind topology.Kind
 	// Cores is the node's core count; BusyCores the mean number busy.
@@ -67,12 +68,15 @@ type InstanceObservation struct {
 	// App indexes Config.Apps; Instance indexes that application's
 	// Instances().
 	App, Instance int
-	ID            string
-	Service       string
-	Node          topology.NodeID
-	Primary       bool
-	Migratable    bool
-	Migrating     bool
+	// ID is the instance's ID ("kvs.3"), Service its microservice, Node
+	// where it runs (-1 for an unplaced backup).
+	ID      string
+	Service string
+	Node    topology.NodeID
+	// Primary, Migratable and Migrating describe its state.
+	Primary    bool
+	Migratable bool
+	Migrating  bool
 	// Processed counts the messages it finished in the period; MeanExec
 	// is their mean execution (service) time on a core and MeanSojourn
 	// their mean time from joining the node's queue to finishing.
@@ -92,6 +96,7 @@ const (
 
 // Action is one decision of an orchestrator.
 type Action struct {
+	// Kind is what to do (Migrate).
 	Kind ActionKind
 	// App and Instance name the instance as in InstanceObservation.
 	App, Instance int
@@ -101,6 +106,8 @@ type Action struct {
 
 // Migration records one migration the simulator carried out.
 type Migration struct {
+	// App indexes Config.Apps; Instance is the instance's ID; From and To
+	// name the nodes.
 	App      int    `json:"app"`
 	Instance string `json:"instance"`
 	From     string `json:"from"`

@@ -13,6 +13,7 @@ import (
 // holds no maps and no pointers into the simulator, so it marshals to the
 // same JSON for the same run.
 type Result struct {
+	// Seed is the run's seed; Window its measured virtual time.
 	Seed   uint64        `json:"seed"`
 	Window time.Duration `json:"window_ns"`
 	// Events is the number of events the run processed, warm-up included.
@@ -39,6 +40,7 @@ type Result struct {
 
 // AppResult is one application's measurements.
 type AppResult struct {
+	// Name is the application's name.
 	Name string `json:"name"`
 	// Sent requests in the window; Completed those whose reply reached
 	// the client in the window; Rejected open-loop arrivals turned away
@@ -67,6 +69,7 @@ type AppResult struct {
 
 // InstanceResult is one instance's measurements over the window.
 type InstanceResult struct {
+	// ID is the instance's ID ("sql.3"); Node its node's name.
 	ID   string `json:"id"`
 	Node string `json:"node"` // at the end of the run; "" if unassigned
 	// Processed messages; their mean execution time on a core, and mean
@@ -78,6 +81,8 @@ type InstanceResult struct {
 
 // ServerResult is one server's modelled power.
 type ServerResult struct {
+	// Name is the server's name ("r0/s1"), Model its machine; PowerW its
+	// mean modelled wall power over the window, IdleW the idle part.
 	Name   string  `json:"name"`
 	Model  string  `json:"model"`
 	PowerW float64 `json:"power_w"`
@@ -86,6 +91,7 @@ type ServerResult struct {
 
 // NodeResult is one compute node's measurements over the window.
 type NodeResult struct {
+	// Node, Name and Kind ("host", "smartnic") identify the node.
 	Node  topology.NodeID `json:"node"`
 	Name  string          `json:"name"`
 	Kind  string          `json:"kind"`
@@ -103,6 +109,7 @@ type NodeResult struct {
 
 // PortResult is one NIC port's traffic over the window.
 type PortResult struct {
+	// Node and Index name the port: port Index of the named node.
 	Node  string `json:"node"`
 	Index int    `json:"index"`
 	// RxGbps and TxGbps are the wire rates into and out of the node;
