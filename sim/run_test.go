@@ -408,3 +408,72 @@ func zeta(n int, s float64) float64 {
 	}
 	return sum
 }
+
+// TestRoutingMatchesTrafficModel checks the simulator's routing against
+// the traffic model of package app, which placement provisions with: for
+// every built-in application, the messages each primary processes per
+// request must match app.Instance.Rate (key hashing of uniform keys, round
+// robin, broadcast, shares), within five standard deviations of the count
+// plus 2 % for the key space's uneven split over shards.
+func TestRoutingMatchesTrafficModel(t *testing.T) {
+	topo := tableCluster(t, "3xType1-SmartNIC")
+	for _, name := range app.BuiltinNames() {
+		a := builtin(t, name)
+		cfg := Config{Topology: topo, Seed: 8, Apps: []AppLoad{{App: a, Clients: Closed(1)}},
+			Warmup: 2 * time.Millisecond, Duration: 200 * time.Millisecond}
+		as, err := PlaceApps(&cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Apps[0].Assignment = as[0]
+		est, err := Capacity(cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A light load, so that few requests straddle the window's ends.
+		cfg.Apps[0].Clients = Open(0.2 * est)
+		cfg.Duration = time.Duration(40_000 / (0.2 * est) * 1e9)
+		res, err := Run(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ar := res.Apps[0]
+		reqs := float64(ar.Completed)
+		for i, in := range a.Instances() {
+			got := float64(ar.Instances[i].Processed)
+			want := in.Rate * reqs
+			if tol := 5*math.Sqrt(want) + 0.02*want + 5; math.Abs(got-want) > tol {
+				t.Errorf("%s: %s processed %.0f messages for %.0f requests, the traffic model says %.0f", name, in.ID, got, reqs, want)
+			}
+		}
+	}
+}
+
+// TestOverload drives an open loop at twice a node's capacity with a cap
+// on requests in flight: the node serves at its capacity, the excess is
+// rejected at the client, and nothing else breaks.
+func TestOverload(t *testing.T) {
+	topo := cluster(t, "OneCore")
+	a := loadApp(t, oneStage)
+	res, err := Run(Config{
+		Topology: topo, Machines: testMachines, Seed: 12,
+		Apps: []AppLoad{{App: a, Clients: Clients{Rate: 200_000, MaxInFlight: 100},
+			Assignment: assign(t, topo, a, map[string]string{"a.0": "r0/s0/host"})}},
+		Warmup: 10 * time.Millisecond, Duration: 200 * time.Millisecond,
+		Params: params(map[string]float64{"echo": 1e-5}, Exponential),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ar := res.Apps[0]
+	t.Logf("sent %d, completed %d, rejected %d, in flight %d, p99 %v", ar.Sent, ar.Completed, ar.Rejected, ar.InFlight, ar.P99)
+	if x := ar.Throughput; math.Abs(x-100_000) > 0.02*100_000 {
+		t.Errorf("throughput %.0f/s, want the node's 100000", x)
+	}
+	if r := float64(ar.Rejected) / 0.2; math.Abs(r-100_000) > 0.03*100_000 {
+		t.Errorf("%.0f rejections/s, want the excess 100000", r)
+	}
+	if ar.InFlight > 100 || res.Nodes[0].Utilisation < 0.99 {
+		t.Errorf("%d in flight (cap 100), utilisation %.3f", ar.InFlight, res.Nodes[0].Utilisation)
+	}
+}
