@@ -1,0 +1,169 @@
+package orchestrator
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrUnknownNode is wrapped by the error Observe returns for a heartbeat
+// from a node the cluster does not have.
+var ErrUnknownNode = errors.New("orchestrator: heartbeat from an unknown node")
+
+// ObservePayload decodes a heartbeat payload (the bytes after the
+// transport header of a KindHeartbeat message) and observes it, without
+// allocating. A malformed payload is reported with the decoder's
+// *HeartbeatError and changes nothing.
+func (o *Orchestrator) ObservePayload(now time.Duration, b []byte) error {
+	if err := o.hb.Decode(b); err != nil {
+		return err
+	}
+	return o.Observe(now, &o.hb)
+}
+
+// Observe ingests one heartbeat received at now. It costs O(1) plus O(1)
+// per sample, allocates nothing, and only marks what the next Decide must
+// look at. Times that run backwards are taken as the latest time seen.
+//
+// A duplicate or late heartbeat (its sequence number at most ReorderWindow
+// behind the last) is dropped. The first heartbeat of a node whose server
+// was declared failed brings the node back, empty. Samples for instances
+// the orchestrator does not place on the reporting node are ignored and
+// counted in [Stats]. The only error is for a node outside the cluster.
+func (o *Orchestrator) Observe(now time.Duration, hb *Heartbeat) error {
+	n := hb.Node
+	if n < 0 || int(n) >= len(o.nodes) {
+		return fmt.Errorf("%w: node %d, the cluster has 0..%d", ErrUnknownNode, n, len(o.nodes)-1)
+	}
+	t := int64(now)
+	if t < o.now {
+		t = o.now
+	}
+	o.now = t
+	ns := &o.nodes[n]
+	prevSeq := ns.seq
+	consecutive := false
+	switch {
+	case ns.status == statusFailed:
+		// The first word from a node whose server was failed: it is back,
+		// empty, and its sequence starts afresh.
+		ns.status = statusAlive
+		ns.queueRun = 0
+		o.lruPush(int32(n))
+		o.rejoined = append(o.rejoined, n)
+	case ns.flags&flagHeard == 0:
+		// A node's first heartbeat may carry any sequence number.
+		o.lruTouch(int32(n))
+	default:
+		d := int16(hb.Seq - ns.seq)
+		switch {
+		case d <= 0 && int(-d) <= o.cfg.ReorderWindow:
+			o.stats.Stale++
+			return nil
+		case d == 1:
+			consecutive = true
+		case d > 1:
+			o.stats.Gaps++
+		default:
+			o.stats.Restarts++
+		}
+		o.lruTouch(int32(n))
+	}
+	o.stats.Heartbeats++
+	ns.flags |= flagHeard
+	ns.seq = hb.Seq
+	ns.lastHeard = t
+	if ns.flags&flagNIC == 0 {
+		// Hosts have no traffic manager, and the detectors move work
+		// from SmartNICs to hosts, never the other way.
+		return nil
+	}
+
+	// Host starvation: a standing queue while the port is under-used.
+	busier := max(hb.RxBytes, hb.TxBytes)
+	if int(hb.Queue) > o.cfg.QueueThreshold && busier < o.portLimit[n] {
+		if !consecutive {
+			ns.queueRun = 0
+		}
+		if ns.queueRun < 255 {
+			ns.queueRun++
+		}
+	} else {
+		ns.queueRun = 0
+	}
+	ns.queue = hb.Queue
+	if g := o.portGbps[n]; g > 0 {
+		ns.portShare = float32(float64(busier) * 8 / (float64(g) * 1e9 * o.cfg.HeartbeatPeriod.Seconds()))
+	}
+	starved := int(ns.queueRun) >= o.cfg.QueueHeartbeats
+
+	// Microservice overload: a sample worse than the instance's moving
+	// average by more than the threshold, in consecutive heartbeats.
+	overloaded := false
+	ns.overRun, ns.overInst = 0, NoInstance
+	worst := float32(0)
+	thr := float32(1 + o.cfg.OverloadThreshold)
+	alpha := float32(o.cfg.EMAAlpha)
+	perCore := 1 / float32(o.period)
+	for k := range hb.Samples {
+		s := &hb.Samples[k]
+		i := s.Instance
+		if int(i) >= len(o.inst) {
+			o.stats.UnknownSamples++
+			continue
+		}
+		is := &o.inst[i]
+		if is.node != n {
+			o.stats.MisplacedSamples++
+			continue
+		}
+		o.stats.Samples++
+		is.cpu = float32(s.Count) * float32(s.MeanNs) * perCore
+		lastSeq := is.sampleSeq
+		is.sampleSeq = hb.Seq
+		if s.Count < uint32(o.cfg.MinExecCount) || is.flags&instMigrating != 0 {
+			is.overRun = 0
+			continue
+		}
+		x := float32(s.MeanNs)
+		if is.samples == 0 {
+			is.ema, is.samples = x, 1
+			is.overRun = 0
+			continue
+		}
+		if !consecutive || lastSeq != prevSeq {
+			is.overRun = 0
+		}
+		if int(is.samples) >= o.cfg.WarmUp && x > is.ema*thr {
+			if is.overRun < 255 {
+				is.overRun++
+			}
+			if int(is.overRun) >= o.cfg.OverloadHeartbeats {
+				overloaded = true
+				if r := x / is.ema; r > worst {
+					worst = r
+					ns.overInst, ns.overExec, ns.overEMA, ns.overRun = i, x, is.ema, is.overRun
+				}
+			}
+		} else {
+			is.overRun = 0
+		}
+		is.ema += alpha * (x - is.ema)
+		if is.samples < 1<<16-1 {
+			is.samples++
+		}
+	}
+
+	ns.flags &^= flagStarved | flagOverloaded
+	if starved {
+		ns.flags |= flagStarved
+	}
+	if overloaded {
+		ns.flags |= flagOverloaded
+	}
+	if (starved || overloaded) && ns.flags&flagListed == 0 {
+		ns.flags |= flagListed
+		o.flagged = append(o.flagged, n)
+	}
+	return nil
+}
