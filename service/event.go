@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"strconv"
 )
 
 // Op says what an event asks of a service that distinguishes operations
@@ -19,6 +20,16 @@ const (
 	OpQuery             // ask for a derived answer (top-N, search)
 	opMax
 )
+
+var opNames = [...]string{"observe", "get", "set", "delete", "query"}
+
+// String returns the op's name ("get").
+func (o Op) String() string {
+	if int(o) < len(opNames) {
+		return opNames[o]
+	}
+	return "Op(" + strconv.Itoa(int(o)) + ")"
+}
 
 // EventVersion is the version byte every encoded event starts with.
 const EventVersion = 1
@@ -91,8 +102,8 @@ func AppendEvent(dst []byte, e *Event, size int) ([]byte, error) {
 	dst = append(dst, e.Token...)
 	dst = append(dst, e.Text...)
 	dst = append(dst, e.Features...)
-	for len(dst)-start < size {
-		dst = append(dst, 0)
+	if pad := size - (len(dst) - start); pad > 0 {
+		dst = append(dst, make([]byte, pad)...) // the compiler appends zeros without allocating
 	}
 	return dst, nil
 }
