@@ -28,9 +28,10 @@ type Options struct {
 	// MaxRequests stops the run once it has produced that many requests;
 	// 0 means no limit.
 	MaxRequests int64
-	// Timeout is how long a request may go without a reply before it is
-	// counted as timed out (default 1 s). A run ends at most Timeout (plus
-	// an eighth of it, the sweep period) after it stops issuing.
+	// Timeout is how long a request may go without a reply, from its
+	// intended send time, before it is counted as timed out (default 1 s).
+	// A run ends at most Timeout (plus an eighth of it, the sweep period)
+	// after it stops issuing.
 	Timeout time.Duration
 	// Verify, if set, checks each reply; an error fails the request. It
 	// runs in Done, with r.Payload still valid.
@@ -193,7 +194,8 @@ func (x *Run) Summary() (s *Summary, ok bool) {
 var ErrFakeClockIdle = errors.New("loadgen: fake clock has no pending timers but the run has not finished")
 
 // Wait waits for the run to finish and returns its summary. On a [FakeClock]
-// Wait is the driver: it fires the clock's timers until the run finishes.
+// Wait is the driver: it fires the clock's timers until the run finishes, so
+// the run must be bounded by Duration, MaxRequests or its arrivals (or ctx).
 // If ctx ends first, Wait stops the run, still waits for it to drain, and
 // returns the summary with ctx's error.
 func (x *Run) Wait(ctx context.Context) (*Summary, error) {
@@ -499,7 +501,13 @@ func (r *run) finish(c *call, kind finKind, resp []byte, err error) {
 		r.maybeFinishLocked()
 	}
 	r.mu.Unlock()
-	if r.closed && kind != finSend {
+	switch {
+	case !r.closed || kind == finSend:
+		// The open loop has no continuation; after a Send error the
+		// sending loop carries on by itself.
+	case kind == finTimeout:
+		c.lane.resumeLater(c)
+	default:
 		c.lane.resume(c)
 	}
 }
@@ -564,6 +572,20 @@ func (l *lane) resume(c *call) {
 		return
 	}
 	l.run()
+}
+
+// resumeLater continues the lane from a timer of its own rather than on the
+// caller's stack: the timeout sweep calls it, and must not turn into the
+// lane's sender (with a synchronous target that would be for the rest of the
+// run, and no other timeout would be seen meanwhile).
+func (l *lane) resumeLater(c *call) {
+	if c.phase.CompareAndSwap(phSending, phEarly) {
+		return
+	}
+	r := l.r
+	r.mu.Lock()
+	l.timer = r.afterFuncLocked(0, l.wake)
+	r.mu.Unlock()
 }
 
 // run issues and sends requests until one is left outstanding, the lane has
