@@ -138,6 +138,13 @@ func (a *Agent) Apply(t *Table) error {
 				continue
 			}
 			ai := r.App.Instances()[i]
+			if !ai.IsPrimary() {
+				// A backup takes no traffic, only its primary's state
+				// updates; until the replicated store replicates, it needs
+				// no running instance here (placement still reserves its
+				// memory).
+				continue
+			}
 			if prev != nil && prev.route.App == r.App && prev.local[i] != nil && prev.local[i].state.Load() != stateStopped {
 				in := prev.local[i]
 				as.local[i] = in
@@ -196,7 +203,7 @@ func (a *Agent) newInstance(as *appState, ai *app.Instance, seed int64) (*instan
 		Instance: as.route.App.Name + "/" + ai.ID,
 		Config:   ai.Node.Config,
 		Store:    collections.NewMemStore(),
-		Seed:     seed ^ int64(mix64(uint64(ai.Index)+1)),
+		Seed:     instanceSeed(as.route.App, ai, seed),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("instance %s (%s): %w", ai.ID, ai.Node.Service, err)
@@ -208,6 +215,21 @@ func (a *Agent) newInstance(as *appState, ai *app.Instance, seed int64) (*instan
 		demand: a.demandOf(ai.Node.Service),
 		rr:     make([]atomic.Uint32, len(ai.Node.Out)),
 	}, nil
+}
+
+// instanceSeed derives an instance's Env.Seed from the application's. The
+// instances of source node i get seed ^ SplitMix64(i+1), the seed
+// loadgen.AppWorkload gives the request generator of that source, so that
+// a service whose requests carry credentials derived from its seed (the
+// API gateway's signed tokens) accepts the generated requests. Other
+// instances get a seed of their own.
+func instanceSeed(a *app.App, ai *app.Instance, seed int64) int64 {
+	for i, src := range a.Sources() {
+		if src == ai.Node {
+			return seed ^ int64(mix64(uint64(i)+1))
+		}
+	}
+	return seed ^ int64(mix64(1<<32+uint64(ai.Index)))
 }
 
 // Drain makes instance id of app stop taking new client requests; those

@@ -48,8 +48,8 @@ type Stats struct {
 	TMPackets    uint64
 	TMQueueDepth int
 	// Paced counts messages the pacer released; Late those released more
-	// than a microsecond (emulated) after their due time, LateNs their
-	// summed lateness.
+	// than 5 µs (emulated) after their due time, LateNs their summed
+	// lateness.
 	Paced, Late uint64
 	LateNs      int64
 	// InFlight is the number of admitted requests not yet finished.

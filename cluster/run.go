@@ -1,0 +1,363 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/e3-platform/e3/app"
+	"github.com/e3-platform/e3/collections"
+	"github.com/e3-platform/e3/loadgen"
+	"github.com/e3-platform/e3/service"
+	"github.com/e3-platform/e3/topology"
+)
+
+// Costs are what running an application costs this machine in real CPU
+// time, from which [ChooseDilation] sizes the time dilation.
+type Costs struct {
+	// Handler is the measured real time of one call of each service's
+	// handler on requests from its generator.
+	Handler map[string]time.Duration
+	// PerMessage is the runtime's own real cost of one message between
+	// instances (encode, channel or queue, pacer, worker hand-off).
+	PerMessage time.Duration
+	// PerRequest is the cost of a request besides its messages: the
+	// client, admission, completion and the reply.
+	PerRequest time.Duration
+}
+
+// Runtime overheads measured on the 2-core development machine (AMD EPYC
+// vCPUs): process CPU time per request of echo chains over loopback UDP
+// channels in emulation, less the handlers' time. They only size the
+// dilation; a machine that is slower is caught by the lateness count.
+const (
+	defaultPerMessage = 12 * time.Microsecond
+	defaultPerRequest = 25 * time.Microsecond
+)
+
+// MeasureCosts times each service of a on this machine: one instance per
+// service, fed requests from its generator for about budget in all.
+func MeasureCosts(a *app.App, budget time.Duration) (Costs, error) {
+	k := Costs{Handler: map[string]time.Duration{}, PerMessage: defaultPerMessage, PerRequest: defaultPerRequest}
+	svcs := a.Services()
+	per := budget / time.Duration(max(len(svcs), 1))
+	for _, name := range svcs {
+		n, _ := a.Node(firstNodeOf(a, name))
+		d := n.Descriptor
+		h, err := d.New(service.Env{Instance: "calibrate/" + name, Config: n.Config, Store: collections.NewMemStore(), Seed: 1})
+		if err != nil {
+			return k, fmt.Errorf("cluster: calibrate %s: %w", name, err)
+		}
+		g := d.NewGenerator(1, a.Workload.RequestSize)
+		var c service.Context
+		buf := make([]byte, 0, 2048)
+		calls := 0
+		start := time.Now()
+		for calls < 10 || time.Since(start) < per {
+			req, key := g.Next(buf)
+			c.Reset(time.Now().UnixNano(), key, nil)
+			h.Handle(&c, req)
+			calls++
+			if calls >= 100000 {
+				break
+			}
+		}
+		k.Handler[name] = time.Since(start) / time.Duration(calls)
+		if cl, ok := h.(service.Closer); ok {
+			cl.Close()
+		}
+	}
+	return k, nil
+}
+
+func firstNodeOf(a *app.App, svc string) string {
+	for _, n := range a.Nodes() {
+		if n.Service == svc {
+			return n.Name
+		}
+	}
+	return ""
+}
+
+// RequestCost is the real CPU time one request of a costs: its messages
+// (Node.Rate per DAG node) with their handlers, one completion per
+// message that ends a path, and the fixed part.
+func (k Costs) RequestCost(a *app.App) time.Duration {
+	total := float64(k.PerRequest)
+	for _, n := range a.Nodes() {
+		total += n.Rate * float64(k.Handler[n.Service]+2*k.PerMessage)
+	}
+	return time.Duration(total)
+}
+
+// utilTarget is the share of this machine's cores the emulated cluster may
+// use at its peak: the rest is for the client, the garbage collector and
+// the scheduler's slack, without which real processing falls behind
+// emulated time (lateness) before the emulated cluster saturates.
+const utilTarget = 0.5
+
+// ChooseDilation picks the time-dilation factor for plan on this machine:
+// at the cluster's estimated capacity (Plan.CapacityRPS) the real work per
+// real second, capacity x RequestCost / D, must stay within utilTarget of
+// runtime.NumCPU cores. A cluster of many emulated cores running cheap
+// requests at millions a second needs a large D; heavy requests at a few
+// thousand a second need little. D is at least 1.
+func ChooseDilation(plan *Plan, k Costs) float64 {
+	need := plan.CapacityRPS * k.RequestCost(plan.App).Seconds()
+	d := need / (utilTarget * float64(numCPU()))
+	return math.Max(1, math.Ceil(d))
+}
+
+// RunConfig configures [Run].
+type RunConfig struct {
+	App     *app.App
+	Cluster string
+	// Algo is the placement algorithm (default "hcm").
+	Algo string
+	Seed uint64
+	// Dilation overrides the automatic choice when positive.
+	Dilation float64
+	// Step is the real (wall-clock) time of each knee-search measurement
+	// (default 400 ms); its emulated length is Step / D.
+	Step time.Duration
+	// MaxSteps bounds the knee search (default 12).
+	MaxSteps int
+	// Progress, if set, is told what is happening.
+	Progress func(what string, step, steps int)
+}
+
+// Report is what `e3 run` prints for one cluster. Every time and rate is in
+// emulated time; power is modelled.
+type Report struct {
+	App     string `json:"app"`
+	Cluster string `json:"cluster"`
+	Algo    string `json:"algo"`
+	// OnSmartNIC and OnHost count the instances by node kind, backups
+	// included.
+	OnSmartNIC int `json:"on_smartnic"`
+	OnHost     int `json:"on_host"`
+	// Placement lists each node's instances, by DAG node.
+	Placement []NodePlacement `json:"placement"`
+	// ThroughputRPS is the peak throughput at the knee.
+	ThroughputRPS float64 `json:"throughput_rps"`
+	// LatencyAvgUs and LatencyP99Us are client latencies at the knee, from
+	// the messages' emulated timestamps.
+	LatencyAvgUs float64 `json:"latency_avg_us"`
+	LatencyP99Us float64 `json:"latency_p99_us"`
+	// PowerW is the cluster's modelled wall power at the knee, and RPJ
+	// the requests per joule (ThroughputRPS / PowerW).
+	PowerW float64 `json:"power_w"`
+	RPJ    float64 `json:"rpj"`
+	// Outstanding is the closed-loop load at the knee.
+	Outstanding int `json:"outstanding"`
+	// Client-observed latencies (dilated clock) at the knee.
+	ClientAvgUs float64 `json:"client_latency_avg_us"`
+	ClientP99Us float64 `json:"client_latency_p99_us"`
+	// Dilation is D; PlanningRPS the load placement planned for,
+	// CapacityRPS its estimate of the peak.
+	Dilation    float64 `json:"dilation"`
+	PlanningRPS float64 `json:"planning_rps"`
+	CapacityRPS float64 `json:"capacity_rps"`
+	// Steps and Reason describe the knee search.
+	Steps  int    `json:"knee_steps"`
+	Reason string `json:"knee_reason"`
+	// LateFraction is the share of messages released after their emulated
+	// due time during the knee measurement; ErrorRate the share of
+	// requests that failed or timed out there.
+	LateFraction float64 `json:"late_fraction"`
+	ErrorRate    float64 `json:"error_rate"`
+	// RealSeconds is the wall-clock time the run took.
+	RealSeconds float64 `json:"real_seconds"`
+}
+
+// NodePlacement is one compute node's share of the application.
+type NodePlacement struct {
+	Node      string         `json:"node"`
+	Kind      string         `json:"kind"`
+	Instances map[string]int `json:"instances"` // DAG node -> instances (primaries and backups)
+}
+
+// stepInfo is what one knee measurement saw besides the client's point.
+type stepInfo struct {
+	power      float64
+	exact      *loadgen.Latency
+	late, msgs uint64
+}
+
+// Run is `e3 run`: it places the application on the cluster, chooses the
+// dilation, starts the emulated cluster, finds the knee of the
+// latency-throughput curve with a closed-loop client, and reports the
+// peak throughput, latency, modelled power and energy efficiency there.
+func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
+	started := time.Now()
+	if cfg.Algo == "" {
+		cfg.Algo = "hcm"
+	}
+	if cfg.Step == 0 {
+		cfg.Step = 400 * time.Millisecond
+	}
+	if cfg.MaxSteps == 0 {
+		cfg.MaxSteps = 12
+	}
+	progress := func(what string, step, steps int) {
+		if cfg.Progress != nil {
+			cfg.Progress(what, step, steps)
+		}
+	}
+	progress("placing "+cfg.App.Name+" on "+cfg.Cluster, 0, cfg.MaxSteps)
+	plan, err := PlanApp(cfg.Cluster, cfg.App, cfg.Algo, cfg.Seed)
+	if err != nil {
+		return nil, err
+	}
+	d := cfg.Dilation
+	if d <= 0 {
+		costs, err := MeasureCosts(cfg.App, 50*time.Millisecond)
+		if err != nil {
+			return nil, err
+		}
+		d = ChooseDilation(plan, costs)
+	}
+	progress(fmt.Sprintf("starting %s (D=%g)", plan.Cluster, d), 0, cfg.MaxSteps)
+	c, err := Start(Config{Cluster: plan.Cluster, Dilation: d})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Stop()
+	dep, err := c.Deploy(plan, int64(cfg.Seed))
+	if err != nil {
+		return nil, err
+	}
+	t, err := c.NewTarget(dep)
+	if err != nil {
+		return nil, err
+	}
+	wl, err := loadgen.NewAppWorkload(cfg.App, loadgen.AppOptions{Seed: int64(cfg.Seed)})
+	if err != nil {
+		return nil, err
+	}
+	emu := func(real time.Duration) time.Duration { return time.Duration(float64(real) / d) }
+	base := loadgen.ClosedLoop{Options: loadgen.Options{
+		Target: t, Workload: wl, Clock: c.Clock(),
+		Warmup: emu(cfg.Step / 4), Duration: emu(cfg.Step),
+		Timeout: emu(runtimeTimeout() + time.Second),
+	}}
+	steps := map[int]stepInfo{}
+	step := 0
+	perOutstanding := 0.0 // throughput per outstanding request seen last
+	measure := func(load float64) (loadgen.Point, error) {
+		if err := ctx.Err(); err != nil {
+			return loadgen.Point{}, err
+		}
+		step++
+		progress(fmt.Sprintf("%s: %d outstanding", plan.Cluster, int(load)), step, cfg.MaxSteps)
+		run := base
+		run.Outstanding = int(math.Round(load))
+		// At light loads a step of fixed length sees few requests, and the
+		// knee search would judge noise; stretch such a step to about
+		// minRequests (up to four times its length).
+		if perOutstanding > 0 {
+			want := time.Duration(minRequests / (perOutstanding * load) * 1e9)
+			run.Duration = min(max(run.Duration, want), 4*base.Duration)
+		} else {
+			run.Duration = 2 * base.Duration
+		}
+		late0, msgs0 := c.lateness()
+		t.MeasureFrom(c.Now() + int64(run.Warmup))
+		b0 := c.BusySnapshot()
+		s, err := run.Run(ctx)
+		if err != nil {
+			return loadgen.Point{}, err
+		}
+		b1 := c.BusySnapshot()
+		late1, msgs1 := c.lateness()
+		w, err := c.PowerBetween(b0, b1)
+		if err != nil {
+			return loadgen.Point{}, err
+		}
+		steps[run.Outstanding] = stepInfo{power: w, exact: t.ExactLatency(), late: late1 - late0, msgs: msgs1 - msgs0}
+		if s.Throughput > 0 {
+			perOutstanding = s.Throughput / load
+		}
+		return s.Point(load), nil
+	}
+	res, err := loadgen.FindKnee(loadgen.KneeConfig{Start: 2, Integer: true, MaxSteps: cfg.MaxSteps}, measure)
+	if err != nil {
+		return nil, err
+	}
+	knee := res.Knee
+	info := steps[int(math.Round(knee.Load))]
+	r := &Report{
+		App: cfg.App.Name, Cluster: plan.Cluster, Algo: cfg.Algo,
+		OnSmartNIC: plan.Metrics.OnSmartNIC, OnHost: plan.Metrics.OnHost,
+		Placement:     placementOf(c.topo, dep),
+		ThroughputRPS: knee.Throughput, Outstanding: int(math.Round(knee.Load)),
+		ClientAvgUs: us(knee.Avg), ClientP99Us: us(knee.P99),
+		PowerW: info.power, Dilation: d, PlanningRPS: plan.PlanningRPS, CapacityRPS: plan.CapacityRPS,
+		Steps: res.Steps, Reason: res.Reason, ErrorRate: knee.ErrorRate,
+	}
+	if info.exact != nil && info.exact.Count() > 0 {
+		r.LatencyAvgUs, r.LatencyP99Us = us(info.exact.Mean()), us(info.exact.P99())
+	} else {
+		r.LatencyAvgUs, r.LatencyP99Us = r.ClientAvgUs, r.ClientP99Us
+	}
+	if info.msgs > 0 {
+		r.LateFraction = float64(info.late) / float64(info.msgs)
+	}
+	if r.PowerW > 0 {
+		r.RPJ = r.ThroughputRPS / r.PowerW
+	}
+	r.RealSeconds = time.Since(started).Seconds()
+	return r, nil
+}
+
+// minRequests is about how many requests a knee measurement should see.
+const minRequests = 600
+
+func runtimeTimeout() time.Duration { return 2 * time.Second }
+
+func us(d time.Duration) float64 { return float64(d) / 1e3 }
+
+// lateness sums the agents' late and paced message counts.
+func (c *Cluster) lateness() (late, paced uint64) {
+	for _, a := range c.agents {
+		s := a.Stats()
+		late += s.Late
+		paced += s.Paced
+	}
+	return late, paced
+}
+
+func placementOf(t *topology.Topology, dep *Deployment) []NodePlacement {
+	byNode := map[topology.NodeID]map[string]int{}
+	for i, n := range dep.Nodes {
+		m := byNode[n]
+		if m == nil {
+			m = map[string]int{}
+			byNode[n] = m
+		}
+		m[dep.App.Instances()[i].Node.Name]++
+	}
+	var out []NodePlacement
+	for n, m := range byNode {
+		out = append(out, NodePlacement{Node: t.Name(n), Kind: t.Node(n).Kind.String(), Instances: m})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return out
+}
+
+// FormatPlacement writes a node's instances as "apigw x6, ema x12".
+func (p NodePlacement) FormatPlacement() string {
+	names := make([]string, 0, len(p.Instances))
+	for k := range p.Instances {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, k := range names {
+		parts[i] = fmt.Sprintf("%s x%d", k, p.Instances[k])
+	}
+	return strings.Join(parts, ", ")
+}
