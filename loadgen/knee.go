@@ -22,6 +22,7 @@ type Point struct {
 	ErrorRate float64
 }
 
+// String formats the point for logs and reports.
 func (p Point) String() string {
 	return fmt.Sprintf("load=%g throughput=%.0f/s avg=%v p99=%v errors=%.2f%%", p.Load, p.Throughput, p.Avg, p.P99, 100*p.ErrorRate)
 }
@@ -60,7 +61,7 @@ type KneeConfig struct {
 	MaxSteps int
 }
 
-// Knee-search defaults. See DESIGN notes in the package comment for why.
+// Knee-search defaults; the package comment says why.
 const (
 	DefaultGrowth        = 2
 	DefaultMinGain       = 0.5
@@ -129,6 +130,7 @@ const (
 	KneeBelowStart
 )
 
+// String names the outcome.
 func (o KneeOutcome) String() string {
 	switch o {
 	case KneeFound:

@@ -110,9 +110,13 @@ func (l *Latency) Quantile(q float64) time.Duration {
 	return time.Duration(min(v, l.max))
 }
 
-// P50, P99 and P999 are the common quantiles.
-func (l *Latency) P50() time.Duration  { return l.Quantile(0.50) }
-func (l *Latency) P99() time.Duration  { return l.Quantile(0.99) }
+// P50 returns the median.
+func (l *Latency) P50() time.Duration { return l.Quantile(0.50) }
+
+// P99 returns the 99th percentile.
+func (l *Latency) P99() time.Duration { return l.Quantile(0.99) }
+
+// P999 returns the 99.9th percentile.
 func (l *Latency) P999() time.Duration { return l.Quantile(0.999) }
 
 // String gives the usual one-line digest.

@@ -41,6 +41,7 @@ type TraceError struct {
 	Msg   string
 }
 
+// Error formats the problem as file:line: field: message.
 func (e *TraceError) Error() string {
 	if e.Field == "" {
 		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
