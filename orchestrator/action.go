@@ -112,9 +112,12 @@ const (
 	CauseRejoin
 	// CauseChanged: instances changed nodes (for PublishRoutes).
 	CauseChanged
+	// CauseOvercommit: a promotion left a node with more busy cores than
+	// its limit.
+	CauseOvercommit
 )
 
-var causeNames = [...]string{"", "starvation", "overload", "silence", "server-failed", "retry", "redo", "pending", "rejoin", "changed"}
+var causeNames = [...]string{"", "starvation", "overload", "silence", "server-failed", "retry", "redo", "pending", "rejoin", "changed", "overcommit"}
 
 // String returns the cause's name, e.g. "starvation".
 func (c Cause) String() string {
@@ -184,6 +187,9 @@ type Reason struct {
 	// OwnHost is why the server's own host was not the destination; zero
 	// when it was, or when it was not considered.
 	OwnHost placement.Rejection
+
+	// Overcommit: the node's busy cores and the cores it may use.
+	Used, Capacity float64
 
 	// Silence: when the node was last heard and the timeout.
 	LastHeard, Timeout time.Duration
@@ -279,6 +285,8 @@ func (o *Orchestrator) describeReason(b *strings.Builder, a Action, r Reason) {
 				b.WriteString(" (source)")
 			}
 		}
+	case CauseOvercommit:
+		fmt.Fprintf(b, "%s overcommitted after a promotion (%.2f busy cores, limit %.2f)", node(r.Node), r.Used, r.Capacity)
 	case CausePending:
 		b.WriteString("placed after waiting for capacity")
 	case CauseRejoin:
@@ -288,6 +296,10 @@ func (o *Orchestrator) describeReason(b *strings.Builder, a Action, r Reason) {
 	}
 	switch a.Kind {
 	case Migrate:
+		if r.Cause == CauseOvercommit {
+			fmt.Fprintf(b, "; %s needs %.2f cores", o.InstanceName(a.Instance), r.CPU)
+			break
+		}
 		fmt.Fprintf(b, "; %s uses %.2f cores, the most of %d movable", o.InstanceName(a.Instance), r.CPU, r.Movable)
 		if r.SkippedWhy != SkipNone {
 			fmt.Fprintf(b, " (passed over %s: %s)", o.InstanceName(r.Skipped), r.SkippedWhy)
@@ -306,11 +318,13 @@ func (o *Orchestrator) describeReason(b *strings.Builder, a Action, r Reason) {
 		case r.Movable == 0:
 			b.WriteString("; nothing to move")
 		default:
-			fmt.Fprintf(b, "; no host takes any of %d movable instances", r.Movable)
+			fmt.Fprintf(b, "; no destination for %d movable instances", r.Movable)
 			if r.Skipped >= 0 && !r.Rejection.OK() {
 				fmt.Fprintf(b, " (%s: closest %s: %s)", o.InstanceName(r.Skipped), node(r.Closest), o.describeRejection(r.Rejection))
 			}
 		}
+	case Replace:
+		b.WriteString("; no replica survived, its state starts empty")
 	case Unplaced:
 		if r.Closest < 0 && r.Rejection.OK() {
 			b.WriteString("; waits for its primary to be placed")

@@ -54,6 +54,11 @@ func (o *Orchestrator) Decide(now time.Duration) []Action {
 	if o.freed {
 		o.freed = false
 		o.retryPending()
+		if len(o.overcommitted) > 0 {
+			retry := o.overcommitted
+			o.overcommitted = nil
+			o.relieveOvercommit(t, retry, true)
+		}
 	}
 
 	keep := o.flagged[:0]
@@ -145,47 +150,109 @@ func (o *Orchestrator) failServer(t int64, trigger topology.NodeID) {
 		o.block(m)
 	}
 
+	// Primaries first (promote a backup, or place the primary afresh),
+	// then relieve what the promotions overcommitted, then re-create the
+	// lost backups, each next to where its primary will be.
+	var groups []int32
 	seen := map[int32]bool{}
 	for _, i := range lost {
 		g := o.meta[i].group
-		if seen[g] || o.groups[g].removed {
-			continue
+		if !seen[g] && !o.groups[g].removed {
+			seen[g] = true
+			groups = append(groups, g)
 		}
-		seen[g] = true
-		o.recoverGroup(t, g, lostAt, cause)
+	}
+	var promoted []InstanceID
+	for _, g := range groups {
+		if b := o.recoverPrimary(t, g, lostAt, cause); b != NoInstance {
+			promoted = append(promoted, b)
+		}
+	}
+	o.relieveOvercommit(t, promoted, false)
+	for _, g := range groups {
+		o.recoverBackups(t, g, cause)
 	}
 	for k := range redo {
 		o.redoMigration(t, &redo[k])
 	}
 }
 
-// recoverGroup restores a shard that lost replicas: promote a surviving
-// backup if the primary was lost (or place the primary afresh if none
-// survived), then re-create the lost backups from the primary.
-func (o *Orchestrator) recoverGroup(t int64, gi int32, lostAt map[InstanceID]topology.NodeID, cause Reason) {
+// relieveOvercommit moves promoted primaries off nodes their promotion
+// overcommitted. A backup carries memory but no CPU, so placement may put
+// one where its primary's load would not fit; promoting it anyway keeps
+// the shard available with its state, and a migration then takes it to a
+// node with room.
+//
+// Instances that find no room wait in o.overcommitted and are tried again
+// whenever capacity frees; alerted says they were reported already.
+func (o *Orchestrator) relieveOvercommit(t int64, promoted []InstanceID, alerted bool) {
+	relief := map[topology.NodeID]float64{}
+	lim := o.cfg.Limits.CPU
+	if lim == 0 {
+		lim = 1
+	}
+	for _, b := range promoted {
+		n := o.inst[b].node
+		if n < 0 || o.inst[b].flags&instMigrating != 0 {
+			continue
+		}
+		cores, _, _ := o.cluster.Capacity(n)
+		used := o.load.Usage(n).Cores - relief[n]
+		if used <= cores*lim+1e-9 {
+			continue
+		}
+		r := Reason{Cause: CauseOvercommit, Node: n, Overloaded: NoInstance, Skipped: NoInstance, Closest: placement.Unassigned,
+			Used: used, Capacity: cores * lim, CPU: o.modelCPU(b, n), Movable: 1}
+		dest := o.place(b, false, o.excluded)
+		if dest.node < 0 {
+			if !alerted {
+				r.Skipped, r.SkippedWhy = b, SkipNoDestination
+				r.Rejection, r.Closest = dest.rejection, dest.closest
+				o.emit(Alert, NoInstance, n, placement.Unassigned, placement.Unassigned, r)
+			}
+			o.overcommitted = append(o.overcommitted, b)
+			continue
+		}
+		relief[n] += r.CPU
+		o.startMigration(t, b, n, dest.node, r)
+	}
+}
+
+// recoverPrimary restores the primary of a shard that lost it: it
+// promotes the first surviving backup, or places the primary afresh if
+// none survived. It returns the backup it promoted, or NoInstance.
+func (o *Orchestrator) recoverPrimary(t int64, gi int32, lostAt map[InstanceID]topology.NodeID, cause Reason) InstanceID {
 	g := &o.groups[gi]
 	old := g.primary
-	if o.inst[old].node < 0 && o.inst[old].flags&instPending == 0 {
-		b := NoInstance
-		for _, m := range g.members {
-			if m != old && o.inst[m].flags&(instRemoved|instBackup) == instBackup && o.inst[m].node >= 0 {
-				b = m
-				break
-			}
-		}
-		if b != NoInstance {
-			bn := o.inst[b].node
-			o.release(b, bn)
-			o.inst[b].flags &^= instBackup
-			o.inst[old].flags |= instBackup
-			g.primary = b
-			o.apply(b, bn)
-			o.emit(Promote, b, placement.Unassigned, lostAt[old], bn, cause)
-			o.routesChanged = true
-		} else {
-			o.placeLost(t, old, Replace, lostAt[old], cause)
+	if o.inst[old].node >= 0 || o.inst[old].flags&instPending != 0 {
+		return NoInstance
+	}
+	b := NoInstance
+	for _, m := range g.members {
+		if m != old && o.inst[m].flags&(instRemoved|instBackup) == instBackup && o.inst[m].node >= 0 {
+			b = m
+			break
 		}
 	}
+	if b == NoInstance {
+		o.placeLost(t, old, Replace, lostAt[old], cause)
+		return NoInstance
+	}
+	bn := o.inst[b].node
+	o.release(b, bn)
+	o.inst[b].flags &^= instBackup
+	o.inst[old].flags |= instBackup
+	g.primary = b
+	o.apply(b, bn)
+	o.emit(Promote, b, placement.Unassigned, lostAt[old], bn, cause)
+	o.routesChanged = true
+	return b
+}
+
+// recoverBackups re-creates the lost backups of a shard from its primary,
+// or leaves them pending while the primary has no node.
+func (o *Orchestrator) recoverBackups(t int64, gi int32, cause Reason) {
+	g := &o.groups[gi]
 	for _, m := range g.members {
 		is := &o.inst[m]
 		if m == g.primary || is.flags&(instRemoved|instPending) != 0 || is.node >= 0 {

@@ -155,6 +155,9 @@ type Orchestrator struct {
 	rejoined []topology.NodeID
 	pending  []InstanceID
 	excluded []topology.NodeID // destinations excluded after a failure
+	// overcommitted holds promoted primaries left on a node with more
+	// busy cores than its limit, for want of a destination.
+	overcommitted []InstanceID
 
 	migs    map[MigrationID]*migration
 	active  []MigrationID // in flight, in ID order
@@ -363,6 +366,13 @@ func (o *Orchestrator) Deploy(p *placement.Problem, res *placement.Result) ([]In
 			})
 		}
 		in.Primary, in.Deployed = placement.None, placement.Unassigned
+		if in.Demand == (placement.CoreDemand{}) {
+			// Placement fills demand only for instances with traffic; a
+			// backup needs it once it is promoted.
+			if d, err := placement.DemandOf(in.Service); err == nil {
+				in.Demand = d
+			}
+		}
 		o.inst = append(o.inst, instState{node: placement.Unassigned, next: NoInstance, prev: NoInstance, flags: flags})
 		o.meta = append(o.meta, instMeta{spec: in, group: groupOf[i]})
 		if n := res.Assignment[i]; n >= 0 {

@@ -50,9 +50,14 @@ func (o *Orchestrator) problemFor(i InstanceID, pinHost bool) *tiny {
 	backup := o.inst[i].flags&instBackup != 0
 	add := func(id InstanceID, lid placement.InstanceID) {
 		tp.ids = append(tp.ids, id)
-		if id == i {
+		switch {
+		case id == i:
 			tp.self = lid
-		} else {
+		case backup && id == g.primary && o.inst[id].flags&instMigrating != 0:
+			// A backup goes next to where its primary will be: the
+			// server the primary leaves is free for it.
+			p.Deploy(lid, o.migs[o.meta[id].migration].to)
+		default:
 			p.Deploy(lid, o.inst[id].node)
 		}
 	}
@@ -224,7 +229,49 @@ func (o *Orchestrator) place(i InstanceID, pinHost bool, avoid []topology.NodeID
 			out.closest = u.Closest
 		}
 	}
+	if out.closest >= 0 && out.rejection.OK() && o.usable(out.closest, avoid) {
+		// The placer's free-capacity index skips nodes with less free
+		// capacity than nothing, which a promotion can leave behind, yet
+		// the checkers accept an instance that needs no cores there.
+		return placeResult{node: out.closest, closest: placement.Unassigned}
+	}
+	if out.closest >= 0 && !o.usable(out.closest, avoid) {
+		// The node the placer found closest is one filled up on purpose
+		// (failed or avoided); name the closest of the others.
+		out.rejection, out.closest = o.closestUsable(tp, avoid)
+	}
 	return out
+}
+
+// closestUsable is placement's closest-node search (State.Closest)
+// restricted to usable nodes. It visits every node, so it runs only when
+// an instance cannot be placed at all.
+func (o *Orchestrator) closestUsable(tp *tiny, avoid []topology.NodeID) (placement.Rejection, topology.NodeID) {
+	s := placement.NewState(tp.p)
+	best, closest := 0.0, placement.Unassigned
+	var why, hard placement.Rejection
+	for n := range o.topo.Nodes() {
+		if !o.usable(n, avoid) {
+			continue
+		}
+		f, r := s.Shortfall(tp.self, n)
+		if r.OK() {
+			continue // fits now but the placer refused it; not expected
+		}
+		if math.IsInf(f, 1) {
+			if hard.OK() {
+				hard = r
+			}
+			continue
+		}
+		if closest < 0 || f < best {
+			best, closest, why = f, n, r
+		}
+	}
+	if closest < 0 {
+		return o.globalRejection(tp, hard), placement.Unassigned
+	}
+	return o.globalRejection(tp, why), closest
 }
 
 func (o *Orchestrator) usable(n topology.NodeID, avoid []topology.NodeID) bool {
