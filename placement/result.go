@@ -69,14 +69,11 @@ const (
 	// HowBestFit: find_best_fit within a level of the ancestor's
 	// hierarchical topology.
 	HowBestFit
-	// HowFallback: no level near the ancestor fitted, so find_first_fit
-	// over the whole cluster.
-	HowFallback
 	// HowSearch: chosen by a global search (annealing, ILP).
 	HowSearch
 )
 
-var howNames = [...]string{"unplaced", "deployed", "first-fit", "best-fit", "fallback-first-fit", "search"}
+var howNames = [...]string{"unplaced", "deployed", "first-fit", "best-fit", "search"}
 
 // String returns a short name such as "best-fit".
 func (h How) String() string {

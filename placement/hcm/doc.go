@@ -9,8 +9,9 @@
 // levels of that node's hierarchical topology (same node, same server,
 // SmartNICs of the rack, hosts of the rack, then the pod and the cluster),
 // closest first, and within the first level that has a feasible node,
-// find_best_fit; if no level has one, find_first_fit over the whole
-// cluster. Backups are placed after all primaries, by MS_PLACE from their
+// find_best_fit. Algorithm 1 then falls back to find_first_fit over the
+// whole cluster; since the levels already cover every node, that could
+// only fail, and the instance is reported unplaced at once. Backups are placed after all primaries, by MS_PLACE from their
 // primary's node, where the fault-domain constraint excludes the primary's
 // server.
 //

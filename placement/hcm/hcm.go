@@ -156,8 +156,10 @@ func (r *run) traverse(srcs []placement.InstanceID) {
 func (r *run) tried(i placement.InstanceID) bool { return r.s.Node(i) >= 0 || r.failed[i] }
 
 // msPlace is MS_PLACE(W, N): the levels of N's hierarchical topology from
-// the closest, find_best_fit within each, and find_first_fit over the
-// whole cluster if no level has room.
+// the closest, find_best_fit within each. Algorithm 1 falls back to
+// find_first_fit over the whole cluster if no level has room; here the
+// levels cover every node of the cluster, so that scan could only fail
+// again, and W is reported unplaced straight away.
 func (r *run) msPlace(w, anc placement.InstanceID, from topology.NodeID) {
 	e := r.explain(w)
 	if e != nil {
@@ -173,7 +175,7 @@ func (r *run) msPlace(w, anc placement.InstanceID, from topology.NodeID) {
 			return
 		}
 	}
-	r.firstFit(w, placement.HowFallback)
+	r.unplace(w)
 }
 
 // bestFit is find_best_fit over the nodes of level l from node from.
@@ -195,8 +197,19 @@ func (r *run) bestFit(w placement.InstanceID, from topology.NodeID, l topology.L
 	best, bestScore := placement.Unassigned, 0.0
 	feasible, examined := 0, 0
 	limit := r.h.opts.BestFitLimit
+	// A node that cannot beat the best so far need not be checked: the
+	// score is a few loads, the checkers (bandwidth above all) much more.
+	// Explanations and a candidate limit count every feasible node, so
+	// they check everything; the choice is the same.
+	prune := e == nil && limit == 0
 	for n := range r.s.LevelCandidates(w, from, l) {
 		examined++
+		var sc float64
+		if prune && best >= 0 {
+			if sc = r.score(w, n); sc >= bestScore {
+				continue
+			}
+		}
 		if rej := r.s.Check(w, n); !rej.OK() {
 			if e != nil {
 				e.Reject(n, rej)
@@ -207,7 +220,10 @@ func (r *run) bestFit(w placement.InstanceID, from topology.NodeID, l topology.L
 			e.Accept()
 		}
 		feasible++
-		if sc := r.score(w, n); best < 0 || sc < bestScore {
+		if !prune || best < 0 {
+			sc = r.score(w, n)
+		}
+		if best < 0 || sc < bestScore {
 			best, bestScore = n, sc
 		}
 		if limit > 0 && feasible >= limit {
@@ -257,10 +273,14 @@ func (r *run) firstFit(v placement.InstanceID, how placement.How) {
 		r.s.Assign(v, n)
 		return
 	}
-	u := r.s.Closest(v)
-	r.unplaced = append(r.unplaced, u)
+	r.unplace(v)
+}
+
+// unplace reports v as unplaced, with the node closest to fitting it.
+func (r *run) unplace(v placement.InstanceID) {
+	r.unplaced = append(r.unplaced, r.s.Closest(v))
 	r.failed[v] = true
-	if e != nil {
+	if e := r.explain(v); e != nil {
 		e.How = placement.HowUnplaced
 	}
 }
