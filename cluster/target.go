@@ -194,13 +194,7 @@ func (t *Target) releaser() {
 		var wait time.Duration
 		if next != nil {
 			wait = time.Duration(float64(next.at-now) * t.c.emu.Dilation)
-			if wait < 50*time.Microsecond {
-				select {
-				case <-t.done:
-					return
-				default:
-				}
-				time.Sleep(0)
+			if wait <= 0 {
 				continue
 			}
 		} else {

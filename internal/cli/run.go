@@ -1,0 +1,183 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+
+	"github.com/e3-platform/e3/cluster"
+)
+
+func init() { subcommands = append(subcommands, newRunCmd) }
+
+// runJSON is the --json form of `e3 run`: the application on the cluster,
+// and the same figures on the baseline cluster.
+type runJSON struct {
+	*cluster.Report
+	Baseline *cluster.Report `json:"baseline,omitempty"`
+	// Ratios of the cluster over the baseline.
+	Ratios *runRatios `json:"ratios,omitempty"`
+}
+
+type runRatios struct {
+	Throughput float64 `json:"throughput"`
+	LatencyAvg float64 `json:"latency_avg"`
+	LatencyP99 float64 `json:"latency_p99"`
+	Power      float64 `json:"power"`
+	RPJ        float64 `json:"rpj"`
+}
+
+func newRunCmd() *cobra.Command {
+	var (
+		clusterName, baseline, algo string
+		step                        time.Duration
+		dilation                    float64
+		asJSON                      bool
+		seed                        uint64
+	)
+	cmd := &cobra.Command{
+		Use:   "run APP|FILE",
+		Short: "Run an application on an emulated cluster and report requests per joule against latency",
+		Long: `Runs a built-in application (see 'e3 apps') or a spec file on an emulated
+cluster of Table 4: one node agent per compute node on its own loopback
+address, the application placed by --algo at the highest load that places,
+and a closed-loop client whose load a knee search raises until throughput
+stops rising. It prints the placement (instances on SmartNICs and on hosts),
+the peak throughput, the average and p99 latency there, the modelled power
+and the energy efficiency (requests per joule), then the same for the
+baseline cluster and the ratios.
+
+Hardware is emulated: each message holds an emulated core for the service
+time Table 1 gives its microservice on that core, and PCIe, NIC port and
+switch latencies are those of the simulator. Time is dilated by a factor D
+(chosen from this machine's cores and the application's measured cost, or
+--dilation), and every figure is in emulated time. Power is modelled from
+busy cores with the Table 4 envelopes.
+
+--duration is the wall-clock length of each knee-search measurement.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := resolveApp(args[0])
+			if err != nil {
+				return err
+			}
+			if step <= 0 {
+				return fmt.Errorf("--duration %v: want a positive duration", step)
+			}
+			if dilation < 0 {
+				return fmt.Errorf("--dilation %v: want a factor >= 1, or 0 to choose it", dilation)
+			}
+			if dilation > 0 && dilation < 1 {
+				return fmt.Errorf("--dilation %v: want a factor >= 1, or 0 to choose it", dilation)
+			}
+			clusters := []string{clusterName}
+			if baseline != "" && baseline != "none" {
+				clusters = append(clusters, baseline)
+			}
+			const maxSteps = 12
+			var bar *progressbar.ProgressBar
+			if isTerminal(cmd.ErrOrStderr()) {
+				bar = progressbar.NewOptions(maxSteps*len(clusters), progressbar.OptionSetWriter(cmd.ErrOrStderr()),
+					progressbar.OptionClearOnFinish(), progressbar.OptionThrottle(100*time.Millisecond),
+					progressbar.OptionSetDescription("e3 run"))
+			}
+			var reports []*cluster.Report
+			for i, cl := range clusters {
+				done := i * maxSteps
+				r, err := cluster.Run(cmd.Context(), cluster.RunConfig{
+					App: a, Cluster: cl, Algo: algo, Seed: seed, Dilation: dilation, Step: step, MaxSteps: maxSteps,
+					Progress: func(what string, s, _ int) {
+						if bar != nil {
+							bar.Describe(what)
+							bar.Set(done + s)
+						}
+					},
+				})
+				if err != nil {
+					return err
+				}
+				reports = append(reports, r)
+			}
+			if bar != nil {
+				bar.Finish()
+			}
+			out := runJSON{Report: reports[0]}
+			if len(reports) > 1 {
+				out.Baseline = reports[1]
+				out.Ratios = ratios(reports[0], reports[1])
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), out)
+			}
+			return printRun(cmd.OutOrStdout(), out)
+		},
+	}
+	cmd.Flags().StringVar(&clusterName, "cluster", "3xType1-SmartNIC", "cluster of Table 4, or NxMACHINE (see e3 cluster list)")
+	cmd.Flags().StringVar(&baseline, "baseline", "3xBeefy", "cluster to compare with ('none' for no comparison)")
+	cmd.Flags().StringVar(&algo, "algo", "hcm", "placement algorithm")
+	cmd.Flags().DurationVar(&step, "duration", 400*time.Millisecond, "wall-clock length of each knee-search measurement")
+	cmd.Flags().Float64Var(&dilation, "dilation", 0, "time-dilation factor D (0: choose from this machine's cores and the application's cost)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().Uint64Var(&seed, "seed", 1, "seed of placement and workload")
+	cmd.SetContext(context.Background())
+	return cmd
+}
+
+func ratios(a, b *cluster.Report) *runRatios {
+	div := func(x, y float64) float64 {
+		if y == 0 {
+			return 0
+		}
+		return x / y
+	}
+	return &runRatios{
+		Throughput: div(a.ThroughputRPS, b.ThroughputRPS),
+		LatencyAvg: div(a.LatencyAvgUs, b.LatencyAvgUs),
+		LatencyP99: div(a.LatencyP99Us, b.LatencyP99Us),
+		Power:      div(a.PowerW, b.PowerW),
+		RPJ:        div(a.RPJ, b.RPJ),
+	}
+}
+
+func printRun(w io.Writer, out runJSON) error {
+	reps := []*cluster.Report{out.Report}
+	if out.Baseline != nil {
+		reps = append(reps, out.Baseline)
+	}
+	for _, r := range reps {
+		fmt.Fprintf(w, "%s on %s (%s): %d instances on SmartNICs, %d on hosts\n", r.App, r.Cluster, r.Algo, r.OnSmartNIC, r.OnHost)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, p := range r.Placement {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", p.Node, p.Kind, p.FormatPlacement())
+		}
+		tw.Flush()
+		fmt.Fprintf(w, "  emulation: D=%g; knee at %d requests outstanding after %d measurements; %.0f%% of messages released >5 µs after their emulated due time (mean %.0f µs); %.1f s\n",
+			r.Dilation, r.Outstanding, r.Steps, 100*r.LateFraction, r.LateMeanUs, r.RealSeconds)
+		fmt.Fprintln(w)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	header := "\tthroughput (req/s)\tavg latency (µs)\tp99 latency (µs)\tpower (W, modelled)\tenergy efficiency (req/J)\t"
+	fmt.Fprintln(tw, header)
+	row := func(name string, r *cluster.Report) {
+		fmt.Fprintf(tw, "%s\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", name, r.ThroughputRPS, r.LatencyAvgUs, r.LatencyP99Us, r.PowerW, r.RPJ)
+	}
+	for _, r := range reps {
+		row(r.Cluster, r)
+	}
+	if q := out.Ratios; q != nil {
+		fmt.Fprintf(tw, "ratio\t%.2fx\t%.2fx\t%.2fx\t%.2fx\t%.2fx\t\n", q.Throughput, q.LatencyAvg, q.LatencyP99, q.Power, q.RPJ)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, strings.TrimSpace(`
+All figures are in emulated time at the knee of the latency-throughput curve;
+power is modelled (Table 4 envelopes, busy cores), not measured.`))
+	return nil
+}
