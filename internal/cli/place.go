@@ -21,6 +21,7 @@ import (
 	"github.com/e3-platform/e3/topology"
 
 	// Placement algorithms register themselves; import each one here.
+	_ "github.com/e3-platform/e3/placement/annealing"
 	_ "github.com/e3-platform/e3/placement/hcm"
 )
 

@@ -6,6 +6,7 @@ import (
 	"github.com/e3-platform/e3/app"
 	"github.com/e3-platform/e3/hwmodel"
 	"github.com/e3-platform/e3/placement"
+	"github.com/e3-platform/e3/placement/hcm"
 	"github.com/e3-platform/e3/services"
 )
 
@@ -55,6 +56,20 @@ func TestBuiltinApps(t *testing.T) {
 			}
 			t.Logf("%-8s %9.0f rps: placed %3d (%2d SmartNIC, %2d host), unplaced %3d, comm %.3g Gb/s*hops, %.0f W, %.1f req/J, max util %.2f, cv %.2f",
 				a.Name, load, m.Placed, m.OnSmartNIC, m.OnHost, m.Unplaced, m.CommCost, m.PowerW, m.RequestsPerJoule, m.MaxCPUUtil, m.CVCPUUtil)
+			if load != 1e4 {
+				continue
+			}
+			// The variant that treats the ancestor's server as one level.
+			vres, err := hcm.New(hcm.Options{ServerAsOneLevel: true}).Place(p, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v := placement.Validate(p, vres.Assignment); v != nil {
+				t.Fatalf("%s: ServerAsOneLevel broke constraints: %v", a.Name, v)
+			}
+			vm, _ := placement.Evaluate(p, vres.Assignment, load)
+			t.Logf("%-8s %9.0f rps, server as one level: placed %3d (%2d SmartNIC, %2d host), comm %.3g Gb/s*hops, %.0f W, %.1f req/J",
+				a.Name, load, vm.Placed, vm.OnSmartNIC, vm.OnHost, vm.CommCost, vm.PowerW, vm.RequestsPerJoule)
 		}
 	}
 }

@@ -22,6 +22,12 @@ type Options struct {
 	// Kubernetes' percentageOfNodesToScore and Nomad's candidate limit do.
 	// 0 scores every feasible node of the level.
 	BestFitLimit int
+	// ServerAsOneLevel searches the ancestor's node and the rest of its
+	// server as one level, so that the best-fit score's kind preference
+	// can send a SmartNIC-friendly service from a host ancestor to a
+	// SmartNIC of the same server rather than onto the host itself. The
+	// paper's Algorithm 1 keeps them apart (false): the same node first.
+	ServerAsOneLevel bool
 }
 
 // Placer is HCM, the paper's hierarchical communication-aware placement
@@ -165,12 +171,16 @@ func (r *run) msPlace(w, anc placement.InstanceID, from topology.NodeID) {
 	if e != nil {
 		e.Ancestor = anc
 	}
-	for l := range topology.NumLevels {
-		best, score := r.bestFit(w, from, l, e)
+	groups := paperLevels
+	if r.h.opts.ServerAsOneLevel {
+		groups = serverLevels
+	}
+	for _, g := range groups {
+		best, score := r.bestFit(w, from, g, e)
 		if best >= 0 {
 			r.s.Assign(w, best)
 			if e != nil {
-				e.Node, e.How, e.Level, e.Score = best, placement.HowBestFit, l, score
+				e.Node, e.How, e.Level, e.Score = best, placement.HowBestFit, r.p.Topology().Distance(from, best), score
 			}
 			return
 		}
@@ -178,7 +188,19 @@ func (r *run) msPlace(w, anc placement.InstanceID, from topology.NodeID) {
 	r.unplace(w)
 }
 
-// bestFit is find_best_fit over the nodes of level l from node from.
+// paperLevels are the levels MS_PLACE searches one after the other, as
+// the paper gives them; serverLevels join the first two (the ancestor's
+// node and the rest of its server) for Options.ServerAsOneLevel.
+var paperLevels, serverLevels = func() (p, s [][]topology.Level) {
+	for l := range topology.NumLevels {
+		p = append(p, []topology.Level{l})
+	}
+	s = append([][]topology.Level{{topology.SameNode, topology.SameServer}}, p[2:]...)
+	return p, s
+}()
+
+// bestFit is find_best_fit over the nodes of the given levels from node
+// from (one level, unless Options.ServerAsOneLevel joins the first two).
 //
 // The score (lower is better) has two parts. First, the node kind the
 // instance prefers for energy (Instance.PreferSmartNIC, from Table 1's
@@ -193,45 +215,52 @@ func (r *run) msPlace(w, anc placement.InstanceID, from topology.NodeID) {
 // holes free for memory-hungry instances (KVS, SQL) that fit few
 // SmartNICs. Spreading for balance, Service Fabric's goal, is the
 // annealing baseline's job; ties go to the first node in ID order.
-func (r *run) bestFit(w placement.InstanceID, from topology.NodeID, l topology.Level, e *placement.Explanation) (topology.NodeID, float64) {
+func (r *run) bestFit(w placement.InstanceID, from topology.NodeID, levels []topology.Level, e *placement.Explanation) (topology.NodeID, float64) {
 	best, bestScore := placement.Unassigned, 0.0
-	feasible, examined := 0, 0
+	feasible := 0
 	limit := r.h.opts.BestFitLimit
 	// A node that cannot beat the best so far need not be checked: the
 	// score is a few loads, the checkers (bandwidth above all) much more.
 	// Explanations and a candidate limit count every feasible node, so
 	// they check everything; the choice is the same.
 	prune := e == nil && limit == 0
-	for n := range r.s.LevelCandidates(w, from, l) {
-		examined++
-		var sc float64
-		if prune && best >= 0 {
-			if sc = r.score(w, n); sc >= bestScore {
+	for _, l := range levels {
+		examined, levelFeasible := 0, 0
+		for n := range r.s.LevelCandidates(w, from, l) {
+			examined++
+			var sc float64
+			if prune && best >= 0 {
+				if sc = r.score(w, n); sc >= bestScore {
+					continue
+				}
+			}
+			if rej := r.s.Check(w, n); !rej.OK() {
+				if e != nil {
+					e.Reject(n, rej)
+				}
 				continue
 			}
-		}
-		if rej := r.s.Check(w, n); !rej.OK() {
 			if e != nil {
-				e.Reject(n, rej)
+				e.Accept()
 			}
-			continue
+			feasible++
+			levelFeasible++
+			if !prune || best < 0 {
+				sc = r.score(w, n)
+			}
+			if best < 0 || sc < bestScore {
+				best, bestScore = n, sc
+			}
+			if limit > 0 && feasible >= limit {
+				break
+			}
 		}
-		if e != nil {
-			e.Accept()
-		}
-		feasible++
-		if !prune || best < 0 {
-			sc = r.score(w, n)
-		}
-		if best < 0 || sc < bestScore {
-			best, bestScore = n, sc
+		if e != nil && examined > 0 {
+			e.Levels = append(e.Levels, placement.LevelTrace{Level: l, Examined: examined, Feasible: levelFeasible})
 		}
 		if limit > 0 && feasible >= limit {
 			break
 		}
-	}
-	if e != nil && examined > 0 {
-		e.Levels = append(e.Levels, placement.LevelTrace{Level: l, Examined: examined, Feasible: feasible})
 	}
 	return best, bestScore
 }

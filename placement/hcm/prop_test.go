@@ -127,7 +127,10 @@ func TestPropertyHCM(t *testing.T) {
 		p := randomProblem(t, c)
 		topo := c.Topology()
 		before := p.Load().Clone()
-		placer := hcm.New(hcm.Options{})
+		placer := hcm.New(hcm.Options{
+			BestFitLimit:     rapid.SampledFrom([]int{0, 0, 1, 3}).Draw(t, "best-fit limit"),
+			ServerAsOneLevel: rapid.Bool().Draw(t, "server as one level"),
+		})
 		res, err := placer.Place(p, rand.New(rand.NewPCG(7, 7)))
 		if err != nil {
 			t.Fatal(err)
