@@ -48,8 +48,8 @@ func childWrite(st *Store, k *kv) {
 			defer wg.Done()
 			for i := uint64(1); ; i++ {
 				k.mu.Lock()
-				k.m.Set(w, i)        // the writer's counter: only grows
-				k.m.Set(w<<32|i, i)  // one key per write
+				k.m.Set(w, i)          // the writer's counter: only grows
+				k.m.Set(w<<32|i, i)    // one key per write
 				k.arr.Set(int(w%4), i) // and a shared array slot
 				k.mu.Unlock()
 				if err := st.Sync(context.Background()); err != nil {
