@@ -115,9 +115,12 @@ const (
 	// CauseOvercommit: a promotion left a node with more busy cores than
 	// its limit.
 	CauseOvercommit
+	// CauseFaultDomain: a backup shares its primary's server (its
+	// primary's migration ended where it started) and moves.
+	CauseFaultDomain
 )
 
-var causeNames = [...]string{"", "starvation", "overload", "silence", "server-failed", "retry", "redo", "pending", "rejoin", "changed", "overcommit"}
+var causeNames = [...]string{"", "starvation", "overload", "silence", "server-failed", "retry", "redo", "pending", "rejoin", "changed", "overcommit", "fault-domain"}
 
 // String returns the cause's name, e.g. "starvation".
 func (c Cause) String() string {
@@ -273,6 +276,9 @@ func (o *Orchestrator) describeReason(b *strings.Builder, a Action, r Reason) {
 		detector(r.Origin)
 	case CauseRedo:
 		fmt.Fprintf(b, "redo of m%d, whose destination failed; ", r.Prior)
+		if r.Origin == CauseOvercommit {
+			fmt.Fprintf(b, "%s overcommitted after a promotion (%.2f busy cores, limit %.2f)", node(r.Node), r.Used, r.Capacity)
+		}
 		detector(r.Origin)
 	case CauseSilence:
 		fmt.Fprintf(b, "%s silent since %s, longer than %s", node(r.Node), fmtDur(r.LastHeard), fmtDur(r.Timeout))
@@ -287,6 +293,8 @@ func (o *Orchestrator) describeReason(b *strings.Builder, a Action, r Reason) {
 		}
 	case CauseOvercommit:
 		fmt.Fprintf(b, "%s overcommitted after a promotion (%.2f busy cores, limit %.2f)", node(r.Node), r.Used, r.Capacity)
+	case CauseFaultDomain:
+		fmt.Fprintf(b, "shared server %s with its primary, whose migration ended there", o.topo.ServerName(o.topo.ServerOf(r.Node)))
 	case CausePending:
 		b.WriteString("placed after waiting for capacity")
 	case CauseRejoin:
@@ -296,7 +304,7 @@ func (o *Orchestrator) describeReason(b *strings.Builder, a Action, r Reason) {
 	}
 	switch a.Kind {
 	case Migrate:
-		if r.Cause == CauseOvercommit {
+		if r.Cause == CauseOvercommit || r.Origin == CauseOvercommit {
 			fmt.Fprintf(b, "; %s needs %.2f cores", o.InstanceName(a.Instance), r.CPU)
 			break
 		}
@@ -307,6 +315,8 @@ func (o *Orchestrator) describeReason(b *strings.Builder, a Action, r Reason) {
 		if r.OwnHost.OK() {
 			if o.topo.ServerOf(a.To) == o.topo.ServerOf(a.From) {
 				b.WriteString("; own host")
+			} else {
+				fmt.Fprintf(b, "; own host avoided after a failed migration to it, placer chose %s", node(a.To))
 			}
 		} else {
 			fmt.Fprintf(b, "; own host refused (%s), placer chose %s", o.describeRejection(r.OwnHost), node(a.To))

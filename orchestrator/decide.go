@@ -51,6 +51,10 @@ func (o *Orchestrator) Decide(now time.Duration) []Action {
 	}
 	o.excluded = o.excluded[:k]
 
+	if len(o.recheck) > 0 {
+		o.separateReplicas(t)
+	}
+
 	if o.freed {
 		o.freed = false
 		o.retryPending()
@@ -102,13 +106,6 @@ func (o *Orchestrator) failServer(t int64, trigger topology.NodeID) {
 		Cause: CauseSilence, Node: trigger, Overloaded: NoInstance, Skipped: NoInstance, Closest: placement.Unassigned,
 		LastHeard: time.Duration(o.nodes[trigger].lastHeard), Timeout: o.cfg.FailureTimeout,
 	})
-	for m := range o.topo.ServerNodes(srv) {
-		ns := &o.nodes[m]
-		ns.status = statusFailed
-		ns.flags &^= flagHeard | flagStarved | flagOverloaded
-		ns.queueRun = 0
-		o.lruRemove(int32(m))
-	}
 	cause := Reason{Cause: CauseServerFailed, Node: trigger, Overloaded: NoInstance, Skipped: NoInstance, Closest: placement.Unassigned}
 
 	// Migrations touching the server stop; those that only lost their
@@ -126,7 +123,16 @@ func (o *Orchestrator) failServer(t int64, trigger topology.NodeID) {
 		o.endMigration(m)
 		if !fromDead {
 			redo = append(redo, *m)
+			o.recheck = append(o.recheck, m.inst)
 		}
+	}
+
+	for m := range o.topo.ServerNodes(srv) {
+		ns := &o.nodes[m]
+		ns.status = statusFailed
+		ns.flags &^= flagHeard | flagStarved | flagOverloaded
+		ns.queueRun = 0
+		o.lruRemove(int32(m))
 	}
 
 	// The server's instances leave the load, in ID order so that the run
@@ -475,8 +481,17 @@ func (o *Orchestrator) redoMigration(t int64, m *migration) {
 	if r.Cause == CauseStarvation || r.Cause == CauseOverload {
 		r.Origin = r.Cause
 	}
+	if r.Cause == CauseOvercommit {
+		r.Origin = r.Cause
+	}
 	r.Cause, r.Prior, r.PriorWhy = CauseRedo, m.id, ""
-	dest, own := o.destination(i, m.from)
+	var dest placeResult
+	var own placement.Rejection
+	if r.Origin == CauseOvercommit {
+		dest = o.place(i, false, o.excluded)
+	} else {
+		dest, own = o.destination(i, m.from)
+	}
 	if dest.node < 0 {
 		r.Skipped, r.SkippedWhy, r.Movable = i, SkipNoDestination, 1
 		r.Rejection, r.Closest = dest.rejection, dest.closest
@@ -486,6 +501,35 @@ func (o *Orchestrator) redoMigration(t int64, m *migration) {
 	}
 	r.OwnHost = own
 	o.startMigration(t, i, m.from, dest.node, r)
+}
+
+// separateReplicas re-places backups left on their primary's server. A
+// backup re-created while its primary migrates goes next to where the
+// primary will be, which may be the server the primary leaves; if the
+// migration then ends without moving the primary, the two share a fault
+// domain and the backup moves.
+func (o *Orchestrator) separateReplicas(t int64) {
+	list := o.recheck
+	o.recheck = nil
+	slices.Sort(list)
+	list = slices.Compact(list)
+	for _, pr := range list {
+		pis := &o.inst[pr]
+		if pis.node < 0 || pis.flags&(instBackup|instRemoved|instMigrating) != 0 {
+			continue
+		}
+		srv := o.topo.ServerOf(pis.node)
+		for _, m := range o.groups[o.meta[pr].group].members {
+			is := &o.inst[m]
+			if m == pr || is.node < 0 || is.flags&instRemoved != 0 || o.topo.ServerOf(is.node) != srv {
+				continue
+			}
+			r := Reason{Cause: CauseFaultDomain, Node: is.node, Overloaded: NoInstance, Skipped: NoInstance, Closest: placement.Unassigned}
+			o.release(m, is.node)
+			o.unlink(m)
+			o.placeLost(t, m, CreateBackup, pis.node, r)
+		}
+	}
 }
 
 // ErrUnknownMigration is wrapped by the error of a report about a
@@ -539,11 +583,17 @@ func (o *Orchestrator) MigrationFailed(now time.Duration, id MigrationID, why st
 	}
 	t := max(int64(now), o.now)
 	o.now = t
-	from, to := m.from, m.to
+	from, to, i := m.from, m.to, m.inst
+	overcommit := m.reason.Cause == CauseOvercommit || m.reason.Origin == CauseOvercommit
 	o.endMigration(m)
-	c := &o.cold[from]
-	c.coolUntil = 0
-	c.retry, c.retryWhy = id, why
+	o.recheck = append(o.recheck, i)
+	if overcommit {
+		o.overcommitted = append(o.overcommitted, i)
+	} else {
+		c := &o.cold[from]
+		c.coolUntil = 0
+		c.retry, c.retryWhy = id, why
+	}
 	o.cold[to].excludeUntil = t + int64(o.cfg.NodeCoolDown)
 	if !slices.Contains(o.excluded, to) {
 		o.excluded = append(o.excluded, to)

@@ -158,6 +158,9 @@ type Orchestrator struct {
 	// overcommitted holds promoted primaries left on a node with more
 	// busy cores than its limit, for want of a destination.
 	overcommitted []InstanceID
+	// recheck holds primaries whose migration ended where they were; a
+	// backup placed for their destination may share their server.
+	recheck []InstanceID
 
 	migs    map[MigrationID]*migration
 	active  []MigrationID // in flight, in ID order

@@ -640,10 +640,10 @@ func (s *scenario) cmdHeartbeat(a *scenarioArgs) (string, error) {
 	if err := s.send(h); err != nil {
 		return "", err
 	}
-	if int16(h.Seq-s.seq[n]) > 0 {
-		s.seq[n] = h.Seq
-	}
 	after := s.o.Stats()
+	if after.Stale == before.Stale {
+		s.seq[n] = h.Seq // the agent's counter is where it sent from
+	}
 	switch {
 	case after.Stale > before.Stale:
 		return "dropped as stale", nil
