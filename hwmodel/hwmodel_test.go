@@ -150,8 +150,8 @@ func TestPowerEnvelope(t *testing.T) {
 			t.Errorf("%s: idle %v peak %v, table %v %v", m.Name, idle, peak, m.IdleW, m.PeakW)
 		}
 		half, _ := m.Power(float64(m.HostCores)/2, nil)
-		if m.NICs == 0 && math.Abs(half-(m.IdleW+m.PeakW)/2) > 1e-9 {
-			t.Errorf("%s: half-busy power %v not midway", m.Name, half)
+		if want := m.IdleW + m.HostUncoreW() + float64(m.HostCores)/2*m.HostCoreW(); m.NICs == 0 && math.Abs(half-want) > 1e-9 {
+			t.Errorf("%s: half-busy power %v want %v", m.Name, half, want)
 		}
 	}
 	if _, err := Beefy.Power(13, nil); err == nil {
@@ -161,7 +161,7 @@ func TestPowerEnvelope(t *testing.T) {
 		t.Error("two SmartNICs on a Type1 accepted")
 	}
 	// A busy SmartNIC costs much less than a busy host: the premise of E3.
-	if w := NICCoreWeight(); w <= 0.1 || w >= 0.3 {
+	if w := NICCoreWeight(); w <= 0.1 || w >= 0.4 {
 		t.Errorf("SmartNIC core weight %v outside the range Table 1 implies", w)
 	}
 	t.Logf("Type1: host core %.2f W, SmartNIC core %.2f W, SmartNIC %.1f W", Type1SmartNIC.HostCoreW(), Type1SmartNIC.NICCoreW(), Type1SmartNIC.NICW())
@@ -209,6 +209,29 @@ func TestClusterByName(t *testing.T) {
 	for _, n := range []string{"", "0xBeefy", "3xToaster", "Beefy"} {
 		if _, err := ClusterByName(n); err == nil {
 			t.Errorf("%q accepted", n)
+		}
+	}
+}
+
+// TestHostPowerExplainsTable1 checks the power model against the data it
+// was derived from: on a Beefy-class host (Type1, where Table 1 ran) the
+// modelled active power of Table 1's active cores matches each kernel-bypass
+// row within 20 %, including the 2- and 4-core rows a per-core-only model
+// gets badly wrong, and the per-request energy ranks host against SmartNIC
+// the way Table 1 does for every microservice.
+func TestHostPowerExplainsTable1(t *testing.T) {
+	m := Type1SmartNIC
+	t.Logf("uncore %.1f W, host core %.2f W, SmartNIC core %.2f W (Type1)", m.HostUncoreW(), m.HostCoreW(), m.NICCoreW())
+	for _, c := range table1 {
+		h := c.Stacks[HostBypass]
+		model := m.HostUncoreW() + float64(h.Cores)*m.HostCoreW()
+		if r := model / h.ActiveW; r < 0.8 || r > 1.2 {
+			t.Errorf("%s: %d host cores model %.1f W, Table 1 %.1f W", c.Service, h.Cores, model, h.ActiveW)
+		}
+		hostJ := model / h.RPS
+		nicJ := NICCores * m.NICCoreW() / c.Stacks[SmartNIC].RPS
+		if (nicJ < hostJ) != (c.NICRatio > 1) {
+			t.Errorf("%s: modelled energy per request host %.2f uJ, SmartNIC %.2f uJ; Table 1 ratio %.1f", c.Service, hostJ*1e6, nicJ*1e6, c.NICRatio)
 		}
 	}
 }

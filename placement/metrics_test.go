@@ -170,6 +170,7 @@ func TestEvaluateBruteForce(t *testing.T) {
 			var power, maxU, sum, sumSq float64
 			for srv := range topo.Servers() {
 				power += m.IdleW
+				power += min(busy[topo.Server(srv).Host], 1) * m.HostUncoreW()
 				for n := range topo.ServerNodes(srv) {
 					cores := float64(topo.Node(n).Cores)
 					b := min(busy[n], cores)
