@@ -288,7 +288,9 @@ func TestRandomRunKeepsInvariants(t *testing.T) {
 				}
 				lastEpoch = a.Epoch
 			}
-			if testing.Verbose() && a.Kind != CreateBackup { t.Logf("%v %s", now, o.Describe(a)) }
+			if testing.Verbose() && a.Kind != CreateBackup {
+				t.Logf("%v %s", now, o.Describe(a))
+			}
 			if d := o.Describe(a); d == "" {
 				t.Fatal("empty description")
 			}
