@@ -1,0 +1,2 @@
+// Package controller is E3's replicated resource controller.
+package controller
