@@ -157,7 +157,11 @@ type Agent struct {
 	bare *bareOut
 
 	stats agentStats
-	reg   *prometheus.Registry
+	// coarse is the wall clock read every 5 ms (by
+	// the sweeper, and by the client loop per batch): good enough for
+	// timeouts and a real-mode service clock, and free on the data path.
+	coarse atomic.Int64
+	reg    *prometheus.Registry
 
 	lifeMu sync.Mutex // serialises Apply, lifecycle calls and Close
 
@@ -370,6 +374,16 @@ func (a *Agent) Close() error {
 	return err
 }
 
+// coarseNow returns the coarse wall clock.
+func (a *Agent) coarseNow() time.Time {
+	if v := a.coarse.Load(); v != 0 {
+		return time.Unix(0, v)
+	}
+	return time.Now()
+}
+
+func (a *Agent) tick() { a.coarse.Store(time.Now().UnixNano()) }
+
 // emuNow returns the current emulated time (ns since the origin).
 func (a *Agent) emuNow() int64 {
 	return int64(float64(time.Since(a.emu.Origin)) / a.emu.Dilation)
@@ -522,8 +536,11 @@ func (a *Agent) sweepLoop() {
 	period := max(a.cfg.RequestTimeout/4, time.Millisecond)
 	t := time.NewTicker(period)
 	defer t.Stop()
+	clk := time.NewTicker(5 * time.Millisecond)
+	defer clk.Stop()
 	var ids []uint64
-	var out outcome
+	out := getOutcome()
+	defer putOutcome(out)
 	for {
 		select {
 		case <-a.ctx.Done():
@@ -531,18 +548,21 @@ func (a *Agent) sweepLoop() {
 			// client waits in silence.
 			ids = a.ing.expired(time.Now().Add(time.Hour), ids[:0])
 			for _, id := range ids {
-				if a.ing.fail(id, "runtime: agent stopped", &out) {
+				if a.ing.fail(id, "runtime: agent stopped", out) {
 					a.stats.failed.Add(1)
-					a.replyClient(&out, a.nowForReply())
+					a.replyClient(out, a.nowForReply())
 				}
 			}
 			return
+		case <-clk.C:
+			a.tick()
 		case now := <-t.C:
+			a.tick()
 			ids = a.ing.expired(now.Add(-a.cfg.RequestTimeout), ids[:0])
 			for _, id := range ids {
-				if a.ing.fail(id, "runtime: request timed out after "+a.cfg.RequestTimeout.String(), &out) {
+				if a.ing.fail(id, "runtime: request timed out after "+a.cfg.RequestTimeout.String(), out) {
 					a.stats.timeouts.Add(1)
-					a.replyClient(&out, a.nowForReply())
+					a.replyClient(out, a.nowForReply())
 				}
 			}
 		}

@@ -36,6 +36,7 @@ func (a *Agent) bareLoop() {
 			a.stats.badMessages.Add(1)
 			continue
 		}
+		a.tick()
 		a.bare.hold()
 		for i := 0; i < n; i++ {
 			b := ms[i].Payload()
@@ -45,11 +46,14 @@ func (a *Agent) bareLoop() {
 			}
 			m := getMsg()
 			m.b = append(m.b[:0], b...)
-			if m.h.Decode(m.b) != nil || m.h.Kind != transport.KindRequest || m.h.Weight != 0 {
+			if m.h.Decode(m.b) != nil || m.h.Kind != transport.KindRequest {
 				a.stats.badMessages.Add(1)
 				putMsg(m)
 				continue
 			}
+			// Whatever weight a client wrote means nothing here: a request
+			// from outside is fresh, and the ingress gives it its weight.
+			m.h.Weight = 0
 			a.stats.bytesIn.Add(uint64(len(m.b)))
 			m.src, m.addr = fromBare, ms[i].Addr
 			if w != nil {

@@ -81,10 +81,21 @@ func (g *ingress) admit(s slot) uint64 {
 	return uint64(gen)<<32 | uint64(i)
 }
 
-// outcome is a finished request, handed to the reply path.
+// outcome is a finished request, handed to the reply path. Outcomes are
+// pooled so that the response buffer they carry is reused.
 type outcome struct {
 	s   slot
 	err string
+}
+
+var outcomePool = sync.Pool{New: func() any { return new(outcome) }}
+
+func getOutcome() *outcome { return outcomePool.Get().(*outcome) }
+
+func putOutcome(o *outcome) {
+	o.s.sink = nil
+	o.err = ""
+	outcomePool.Put(o)
 }
 
 // complete adds weight to request id and reports whether the request is now

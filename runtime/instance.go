@@ -34,7 +34,8 @@ type instance struct {
 
 	// statistics
 	msgs     atomic.Uint64
-	realNs   atomic.Uint64 // real handler time, summed
+	realNs   atomic.Uint64 // real handler time, summed over the timed calls
+	timed    atomic.Uint64 // calls timed
 	execEMA  atomic.Uint64 // float64 bits: EMA of the execution time (emulated in emulation, real otherwise), ns
 	sojEMA   atomic.Uint64 // float64 bits: EMA of arrival-to-finish (emulated), ns
 	errs     atomic.Uint64

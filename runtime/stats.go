@@ -95,7 +95,7 @@ type InstanceStats struct {
 	// message (the emulated service time in emulation, the measured
 	// handler time in real mode); SojournEMA adds the wait for a core.
 	ExecEMA, SojournEMA time.Duration
-	// RealMean is the mean real handler time per message.
+	// RealMean is the mean real handler time per message (sampled).
 	RealMean          time.Duration
 	BytesIn, BytesOut uint64
 	Errors            uint64
@@ -116,8 +116,8 @@ func (a *Agent) instanceStats(dst []InstanceStats) []InstanceStats {
 				ExecEMA:    time.Duration(math.Float64frombits(in.execEMA.Load())),
 				SojournEMA: time.Duration(math.Float64frombits(in.sojEMA.Load())),
 				BytesIn:    in.bytesIn.Load(), BytesOut: in.bytesOut.Load(), Errors: in.errs.Load()}
-			if n > 0 {
-				s.RealMean = time.Duration(in.realNs.Load() / n)
+			if k := in.timed.Load(); k > 0 {
+				s.RealMean = time.Duration(in.realNs.Load() / k)
 			}
 			dst = append(dst, s)
 		}
