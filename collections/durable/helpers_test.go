@@ -66,10 +66,17 @@ func (k *kv) state() (map[uint64]uint64, []uint64) {
 	return m, a
 }
 
+// tb is the part of testing.TB the helpers use; *rapid.T has it too.
+type tb interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
 func testOpts() Options { return Options{NoSync: true, CompactBytes: -1} }
 
 // openKV opens the store at path with a kv attached, not started.
-func openKV(t testing.TB, path string, opts Options) (*Store, *kv) {
+func openKV(t tb, path string, opts Options) (*Store, *kv) {
 	t.Helper()
 	st, err := Open(path, "test/kv.0", opts)
 	if err != nil {
@@ -83,7 +90,7 @@ func openKV(t testing.TB, path string, opts Options) (*Store, *kv) {
 }
 
 // startKV opens and starts a primary.
-func startKV(t testing.TB, path string, opts Options) (*Store, *kv) {
+func startKV(t tb, path string, opts Options) (*Store, *kv) {
 	t.Helper()
 	st, k := openKV(t, path, opts)
 	if err := st.Start(); err != nil {
@@ -93,7 +100,7 @@ func startKV(t testing.TB, path string, opts Options) (*Store, *kv) {
 }
 
 // backupKV opens a backup with a kv attached.
-func backupKV(t testing.TB, path string, opts Options) (*Backup, *kv) {
+func backupKV(t tb, path string, opts Options) (*Backup, *kv) {
 	t.Helper()
 	st, k := openKV(t, path, opts)
 	b, err := NewBackup(st)
@@ -105,14 +112,14 @@ func backupKV(t testing.TB, path string, opts Options) (*Backup, *kv) {
 
 func tmp(t testing.TB, name string) string { return filepath.Join(t.TempDir(), name) }
 
-func mustSync(t testing.TB, st *Store) {
+func mustSync(t tb, st *Store) {
 	t.Helper()
 	if err := st.Sync(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func sameState(t testing.TB, what string, gotM map[uint64]uint64, gotA []uint64, wantM map[uint64]uint64, wantA []uint64) {
+func sameState(t tb, what string, gotM map[uint64]uint64, gotA []uint64, wantM map[uint64]uint64, wantA []uint64) {
 	t.Helper()
 	if !maps.Equal(gotM, wantM) {
 		t.Fatalf("%s: map has %d entries, want %d; first difference: %s", what, len(gotM), len(wantM), firstDiff(gotM, wantM))

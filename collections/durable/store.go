@@ -163,7 +163,10 @@ type Store struct {
 	compactMu sync.Mutex // one compaction or backup seeding at a time
 
 	kick chan struct{}
-	stop chan struct{}
+	// syncKicks makes only barriers (not appends) start a commit, so that
+	// batch boundaries are fixed by the caller: for deterministic tests.
+	syncKicks bool
+	stop      chan struct{}
 	done chan struct{}
 	bg   sync.WaitGroup // compactions and OnBackupLost calls
 
@@ -389,11 +392,15 @@ func (s *Store) append(l *collLog, rec []byte) {
 		s.sizeKick, kick = true, true
 	}
 	s.mu.Unlock()
-	if kick {
-		select {
-		case s.kick <- struct{}{}:
-		default:
-		}
+	if kick && !s.syncKicks {
+		s.wake()
+	}
+}
+
+func (s *Store) wake() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -463,11 +470,8 @@ func (s *Store) run() error {
 	s.stop = make(chan struct{})
 	s.done = make(chan struct{})
 	go s.commitLoop()
-	if s.pendN > 0 {
-		select {
-		case s.kick <- struct{}{}:
-		default:
-		}
+	if s.pendN > 0 && !s.syncKicks {
+		s.wake()
 	}
 	return nil
 }
@@ -796,6 +800,9 @@ func (s *Store) result(lsn uint64) error {
 // Concurrent calls share one commit.
 func (s *Store) Sync(ctx context.Context) error {
 	target := s.appended.Load()
+	if s.syncKicks {
+		s.wake()
+	}
 	for {
 		if s.durable.Load() >= target {
 			if s.opts.RequireBackup {
@@ -828,6 +835,9 @@ func (s *Store) Sync(ctx context.Context) error {
 // is pending) and must not block.
 func (s *Store) SyncFunc(fn func(error)) {
 	target := s.appended.Load()
+	if s.syncKicks {
+		s.wake()
+	}
 	if s.durable.Load() >= target {
 		fn(s.result(target))
 		return
