@@ -23,6 +23,7 @@ import (
 	// Placement algorithms register themselves; import each one here.
 	_ "github.com/e3-platform/e3/placement/annealing"
 	_ "github.com/e3-platform/e3/placement/hcm"
+	_ "github.com/e3-platform/e3/placement/ilp"
 )
 
 func init() { subcommands = append(subcommands, newPlaceCmd) }
