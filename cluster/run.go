@@ -171,6 +171,8 @@ type Report struct {
 	LateFraction float64 `json:"late_fraction"`
 	LateMeanUs   float64 `json:"late_mean_us"`
 	ErrorRate    float64 `json:"error_rate"`
+	// FirstError is the first request failure at the knee, if any.
+	FirstError string `json:"first_error,omitempty"`
 	// Curve is every knee-search measurement (client-observed).
 	Curve []loadgen.Point `json:"curve"`
 	// RealSeconds is the wall-clock time the run took.
@@ -190,6 +192,7 @@ type stepInfo struct {
 	exact      *loadgen.Latency
 	late, msgs uint64
 	lateNs     int64
+	firstErr   error
 }
 
 // Run is `e3 run`: it places the application on the cluster, chooses the
@@ -282,7 +285,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 		if err != nil {
 			return loadgen.Point{}, err
 		}
-		steps[run.Outstanding] = stepInfo{power: w, exact: t.ExactLatency(), late: late1 - late0, msgs: msgs1 - msgs0, lateNs: lns1 - lns0}
+		steps[run.Outstanding] = stepInfo{power: w, exact: t.ExactLatency(), late: late1 - late0, msgs: msgs1 - msgs0, lateNs: lns1 - lns0, firstErr: s.FirstError}
 		if s.Throughput > 0 {
 			perOutstanding = s.Throughput / load
 		}
@@ -324,6 +327,9 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 	}
 	if info.msgs > 0 {
 		r.LateFraction = float64(info.late) / float64(info.msgs)
+	}
+	if info.firstErr != nil {
+		r.FirstError = info.firstErr.Error()
 	}
 	if info.late > 0 {
 		r.LateMeanUs = float64(info.lateNs) / float64(info.late) / 1e3

@@ -159,6 +159,9 @@ func printRun(w io.Writer, out runJSON) error {
 		tw.Flush()
 		fmt.Fprintf(w, "  emulation: D=%g; knee at %d requests outstanding after %d measurements; %.0f%% of messages released >5 µs after their emulated due time (mean %.0f µs); %.1f s\n",
 			r.Dilation, r.Outstanding, r.Steps, 100*r.LateFraction, r.LateMeanUs, r.RealSeconds)
+		if r.ErrorRate > 0 {
+			fmt.Fprintf(w, "  WARNING: %.1f%% of requests failed at the knee; first: %s\n", 100*r.ErrorRate, r.FirstError)
+		}
 		fmt.Fprintln(w)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
