@@ -3,8 +3,10 @@ package ilp
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
+	"strconv"
 
 	"github.com/e3-platform/e3/placement"
 	"github.com/e3-platform/e3/topology"
@@ -18,8 +20,15 @@ func init() {
 }
 
 // DefaultTimeLimit is the wall time, in seconds, one cbc run may take
-// before it stops with its best solution so far.
-const DefaultTimeLimit = 30
+// before it stops with its best solution so far, unless Options or the
+// environment variable TimeLimitEnv say otherwise.
+const DefaultTimeLimit = 10
+
+// TimeLimitEnv names the environment variable that sets the time limit of
+// a placer whose Options leave it zero: the way to give `e3 place --algo
+// ilp` and `e3 place compare`, which build their placers from the
+// registry, more (or less) time.
+const TimeLimitEnv = "E3_ILP_TIME_LIMIT"
 
 // Options configure the ILP placer. Zero fields take the defaults.
 type Options struct {
@@ -27,9 +36,9 @@ type Options struct {
 	// default "cbc".
 	Solver string
 	// TimeLimit is cbc's time limit in seconds of wall time (its "sec"
-	// option with timeMode elapsed); default DefaultTimeLimit. A run that
-	// hits it returns the best solution found, reported as
-	// StatusStopped.
+	// option with timeMode elapsed); if zero, $E3_ILP_TIME_LIMIT, else
+	// DefaultTimeLimit. A run that hits it returns the best solution
+	// found, reported as StatusStopped.
 	TimeLimit float64
 	// Weights of the objective; a zero value means DefaultWeights.
 	Weights Weights
@@ -44,6 +53,7 @@ type Options struct {
 // placers it runs a program and writes files: it is not pure, by design.
 type Placer struct {
 	opts Options
+	err  error // a bad $E3_ILP_TIME_LIMIT, reported by Solve
 }
 
 // New returns an ILP placer.
@@ -51,11 +61,20 @@ func New(o Options) *Placer {
 	if o.Solver == "" {
 		o.Solver = DefaultSolver
 	}
+	var err error
 	if o.TimeLimit <= 0 {
 		o.TimeLimit = DefaultTimeLimit
+		if v, ok := os.LookupEnv(TimeLimitEnv); ok {
+			sec, perr := strconv.ParseFloat(v, 64)
+			if perr != nil || !(sec > 0) || math.IsInf(sec, 0) {
+				err = fmt.Errorf("ilp: %s=%q: want a time limit in seconds > 0", TimeLimitEnv, v)
+			} else {
+				o.TimeLimit = sec
+			}
+		}
 	}
 	o.Weights = o.Weights.orDefault()
-	return &Placer{opts: o}
+	return &Placer{opts: o, err: err}
 }
 
 // Name returns "ilp".
@@ -100,6 +119,9 @@ func (pl *Placer) Place(p *placement.Problem, _ *rand.Rand) (*placement.Result, 
 func (pl *Placer) Solve(p *placement.Problem) (*placement.Result, *Report, error) {
 	if err := p.Err(); err != nil {
 		return nil, nil, err
+	}
+	if pl.err != nil {
+		return nil, nil, pl.err
 	}
 	rep := &Report{}
 	m, err := Build(p, pl.opts.Weights, false)
