@@ -3,6 +3,7 @@ package durable
 import (
 	"context"
 	"errors"
+	"flag"
 	"maps"
 	"os"
 	"path/filepath"
@@ -212,6 +213,15 @@ func (mc *machine) handover(t *rapid.T) {
 // sequences of a Map and an Array, and every copy (primary, restarted
 // primary, backup, three kinds of hand-over) equals the reference.
 func TestHandOverMatchesReference(t *testing.T) {
+	// Every check creates several bbolt files (an fdatasync each); 40
+	// checks keep go test fast. go test -run HandOver -args -rapid.checks=1000
+	// searches longer.
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "rapid.checks" })
+	if !set {
+		flag.Set("rapid.checks", "40")
+		defer flag.Set("rapid.checks", "100")
+	}
 	rapid.Check(t, func(t *rapid.T) {
 		mc := &machine{}
 		mc.init(t)

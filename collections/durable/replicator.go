@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 	"time"
 )
@@ -87,15 +88,20 @@ func readFrame(r io.Reader, buf []byte) (typ byte, payload, newBuf []byte, err e
 	if n == 0 || n > MaxFrame {
 		return 0, nil, buf, fmt.Errorf("%w: frame length %d outside [1, %d]", ErrCorrupt, n, MaxFrame)
 	}
-	if cap(buf) < int(n) {
-		buf = make([]byte, n)
-	}
-	buf = buf[:n]
-	if _, err := io.ReadFull(r, buf); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
+	// Grow the buffer as the data arrives, not by the length alone, so that
+	// a damaged length costs at most what was actually sent.
+	buf = buf[:0]
+	for len(buf) < int(n) {
+		step := min(int(n)-len(buf), 1<<20)
+		buf = slices.Grow(buf, step)
+		m, err := io.ReadFull(r, buf[len(buf):len(buf)+step])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, nil, buf, fmt.Errorf("durable: frame of %d bytes cut short after %d: %w", n, len(buf), err)
 		}
-		return 0, nil, buf, fmt.Errorf("durable: frame of %d bytes cut short: %w", n, err)
 	}
 	return buf[0], buf[1:], buf, nil
 }

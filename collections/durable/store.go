@@ -167,8 +167,8 @@ type Store struct {
 	// batch boundaries are fixed by the caller: for deterministic tests.
 	syncKicks bool
 	stop      chan struct{}
-	done chan struct{}
-	bg   sync.WaitGroup // compactions and OnBackupLost calls
+	done      chan struct{}
+	bg        sync.WaitGroup // compactions and OnBackupLost calls
 
 	stats struct {
 		batches, records, bytes, lost, unreplicated atomic.Uint64
@@ -274,7 +274,11 @@ func (s *Store) load() error {
 			return fmt.Errorf("durable: %s holds the state of instance %q, not %q", s.path, owner, s.instance)
 		}
 		if f := meta.Get(keyFormat); len(f) != 8 || binary.BigEndian.Uint64(f) != formatVersion {
-			return fmt.Errorf("%w: %s: format version %x, want %d", ErrCorrupt, s.path, f, formatVersion)
+			v := "missing"
+			if len(f) == 8 {
+				v = fmt.Sprint(binary.BigEndian.Uint64(f))
+			}
+			return fmt.Errorf("%w: %s: format version %s, this build reads version %d", ErrCorrupt, s.path, v, formatVersion)
 		}
 		if v := meta.Get(keySnapLSN); v != nil {
 			if len(v) != 8 {
