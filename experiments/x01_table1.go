@@ -26,7 +26,7 @@ var _ = register(&Experiment{
 		"p99 exceeds 3x its low-load value or goodput falls below 95 %); active power is modelled wall power at the knee minus the server's idle " +
 		"power (Table 4), active cores the mean busy cores at the knee, RPJ throughput over active power, as in Table 1. Table 1's own RPS, W and RPJ " +
 		"are printed beside ours (they are the inputs). Where they differ, the difference comes from the model: the host demand is cores/RPS even " +
-		"where the host was not CPU-bound, the model's servers have two 10 GbE ports, the power model charges busy cores only, and the knee is " +
+		"where the host was not CPU-bound, the model's servers have two 10 GbE ports, the power model charges busy cores (and a host's uncore once a core is busy), and the knee is " +
 		"found by the latency criterion rather than the paper's closed-loop clients (which also explains latencies in microseconds here against " +
 		"milliseconds in Table 1, whose clients queued many requests).",
 	Run: runX1,
@@ -257,7 +257,7 @@ func (r *x1Result) Notes() []string {
 	if len(dev) > 0 {
 		notes = append(notes, "Cells whose modelled RPJ is more than 50 % off Table 1's (model over table): "+joinList(dev)+
 			". Where the host was not CPU-bound in the paper (the light services reached ~2 M requests/s on 2-8 cores), cores/RPS overstates the work "+
-			"per request and the model's two 10 GbE ports let the host go past the paper's plateau; the power model charges only busy cores.")
+			"per request and the model's two 10 GbE ports let the host go past the paper's plateau; the power model charges busy cores and, on a host, its uncore.")
 	}
 	return notes
 }
