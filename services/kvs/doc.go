@@ -33,8 +33,11 @@
 //
 // A request is a [service.Event]. Fields read:
 //
-//   - Op: [service.OpGet], [service.OpSet] or [service.OpDelete]; any
-//     other op is malformed.
+//   - Op: [service.OpGet], [service.OpSet] or [service.OpDelete]; or
+//     [service.OpObserve] for a stream event (an IoT data hub's reading),
+//     stored as the latest record of its stream: key = Key as 8
+//     little-endian bytes, value = Item, Value and Time as 24 little-endian
+//     bytes; Token is not the key then. Any other op is malformed.
 //   - Token: the key, 1 to 250 bytes (memcached's limit), any bytes.
 //   - Text (SET): the value, up to max_value bytes (1 KB by default);
 //     longer is malformed.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"sync"
 
 	"github.com/cespare/xxhash/v2"
@@ -186,6 +187,19 @@ func (s *Store) Handle(c *service.Context, req []byte) error {
 		return fmt.Errorf("kvs: %w", err)
 	}
 	key := ev.Token
+	var obs [24]byte
+	if ev.Op == service.OpObserve {
+		// A stream event (an IoT data hub's sensor reading) is kept as the
+		// latest record of its stream: key = the stream key, value = item,
+		// reading and time. Stream events carry credentials or other data
+		// in Token, so Token is not the key here.
+		var kb [8]byte
+		binary.LittleEndian.PutUint64(kb[:], ev.Key)
+		key = kb[:]
+		binary.LittleEndian.PutUint64(obs[0:], ev.Item)
+		binary.LittleEndian.PutUint64(obs[8:], math.Float64bits(ev.Value))
+		binary.LittleEndian.PutUint64(obs[16:], uint64(ev.Time))
+	}
 	if len(key) == 0 || len(key) > MaxKeyLen {
 		return fmt.Errorf("kvs: %w: key of %d bytes; want 1 to %d", service.ErrMalformed, len(key), MaxKeyLen)
 	}
@@ -220,6 +234,9 @@ func (s *Store) Handle(c *service.Context, req []byte) error {
 		}
 		hdr[0] = byte(s.set(key, h, ev.Text, uint32(ev.Item), ev.Time, c.Now))
 		c.Respond(hdr[:])
+	case service.OpObserve:
+		hdr[0] = byte(s.set(key, h, obs[:], 0, 0, c.Now))
+		c.Respond(hdr[:])
 	case service.OpDelete:
 		s.mu.Lock()
 		slot, it, found, _ := s.find(key, h)
@@ -233,8 +250,8 @@ func (s *Store) Handle(c *service.Context, req []byte) error {
 		}
 		c.Respond(hdr[:])
 	default:
-		return fmt.Errorf("kvs: %w: op %d not supported; want get (%d), set (%d) or delete (%d)",
-			service.ErrMalformed, ev.Op, service.OpGet, service.OpSet, service.OpDelete)
+		return fmt.Errorf("kvs: %w: op %d not supported; want observe (%d), get (%d), set (%d) or delete (%d)",
+			service.ErrMalformed, ev.Op, service.OpObserve, service.OpGet, service.OpSet, service.OpDelete)
 	}
 	c.Emit(c.Key, req)
 	return nil

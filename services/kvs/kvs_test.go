@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -224,7 +225,6 @@ func TestMalformed(t *testing.T) {
 		"long key":   event(t, service.OpGet, strings.Repeat("k", MaxKeyLen+1), "", 0, 0),
 		"big value":  event(t, service.OpSet, "k", "123456789", 0, 0),
 		"wide flags": event(t, service.OpSet, "k", "v", 1<<32, 0),
-		"op observe": event(t, service.OpObserve, "k", "", 0, 0),
 		"op query":   event(t, service.OpQuery, "k", "", 0, 0),
 	} {
 		if r, err := call(t, s, 0, req); !errors.Is(err, service.ErrMalformed) || r.emits != 0 {
@@ -446,5 +446,40 @@ func BenchmarkHandle(b *testing.B) {
 		if err := s.Handle(&c, reqs[j]); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestObserveKeepsLatestReading checks the data-hub use: stream events are
+// stored under their stream key, the latest wins, and a GET by that key
+// returns item, value and time.
+func TestObserveKeepsLatestReading(t *testing.T) {
+	h, err := Descriptor.New(service.Env{Store: collections.NewMemStore()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := &service.Context{}
+	for i, v := range []float64{20.5, 21.25} {
+		req, _ := service.AppendEvent(nil, &service.Event{Op: service.OpObserve, Key: 77, Item: 3, Value: v, Time: int64(i + 1), Token: bytes.Repeat([]byte("j"), 300)}, 512)
+		ctx.Reset(0, 77, nil)
+		if err := h.Handle(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+		if ctx.Emitted() != 1 {
+			t.Fatalf("observe emitted %d messages, want 1", ctx.Emitted())
+		}
+	}
+	key := binary.LittleEndian.AppendUint64(nil, 77)
+	req, _ := service.AppendEvent(nil, &service.Event{Op: service.OpGet, Token: key}, 0)
+	ctx.Reset(0, 77, nil)
+	if err := h.Handle(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	r := ctx.Response()
+	if len(r) != ReplyHeaderLen+24 || r[0] != byte(StatusOK) {
+		t.Fatalf("GET reply %x", r)
+	}
+	v := r[ReplyHeaderLen:]
+	if binary.LittleEndian.Uint64(v) != 3 || math.Float64frombits(binary.LittleEndian.Uint64(v[8:])) != 21.25 || binary.LittleEndian.Uint64(v[16:]) != 2 {
+		t.Fatalf("stored reading %x, want item 3, value 21.25, time 2", v)
 	}
 }
