@@ -184,6 +184,9 @@ type NodePlacement struct {
 	Node      string         `json:"node"`
 	Kind      string         `json:"kind"`
 	Instances map[string]int `json:"instances"` // DAG node -> instances (primaries and backups)
+	// Utilization is the node's busy cores over its cores at the knee
+	// (emulated; the traffic manager's work included).
+	Utilization float64 `json:"utilization"`
 }
 
 // stepInfo is what one knee measurement saw besides the client's point.
@@ -193,6 +196,7 @@ type stepInfo struct {
 	late, msgs uint64
 	lateNs     int64
 	firstErr   error
+	busy       [2]Busy
 }
 
 // Run is `e3 run`: it places the application on the cluster, chooses the
@@ -255,6 +259,8 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 	steps := map[int]stepInfo{}
 	step := 0
 	perOutstanding := 0.0 // throughput per outstanding request seen last
+	var prevLoad, prevThroughput float64
+	var measureOnce func(run loadgen.ClosedLoop, load float64) (loadgen.Point, stepInfo, error)
 	measure := func(load float64) (loadgen.Point, error) {
 		if err := ctx.Err(); err != nil {
 			return loadgen.Point{}, err
@@ -263,6 +269,24 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 		progress(fmt.Sprintf("%s: %d outstanding", plan.Cluster, int(load)), step, cfg.MaxSteps)
 		run := base
 		run.Outstanding = int(math.Round(load))
+		pt, info, err := measureOnce(run, load)
+		if err != nil {
+			return pt, err
+		}
+		// A hiccup of this (shared) machine, the process descheduled for a
+		// while, shows as a dip in throughput that the knee search would
+		// take for the knee. A step that gained less than the search
+		// requires is measured once more and the better run kept.
+		if prevLoad > 0 && load > prevLoad && pt.Throughput < prevThroughput*(1+0.5*(load/prevLoad-1)) {
+			if again, info2, err := measureOnce(run, load); err == nil && again.Throughput > pt.Throughput {
+				pt, info = again, info2
+			}
+		}
+		steps[run.Outstanding] = info
+		prevLoad, prevThroughput = load, pt.Throughput
+		return pt, nil
+	}
+	measureOnce = func(run loadgen.ClosedLoop, load float64) (loadgen.Point, stepInfo, error) {
 		// At light loads a step of fixed length sees few requests, and the
 		// knee search would judge noise; stretch such a step to about
 		// minRequests (up to four times its length).
@@ -277,25 +301,25 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 		b0 := c.BusySnapshot()
 		s, err := run.Run(ctx)
 		if err != nil {
-			return loadgen.Point{}, err
+			return loadgen.Point{}, stepInfo{}, err
 		}
 		b1 := c.BusySnapshot()
 		late1, msgs1, lns1 := c.lateness()
 		w, err := c.PowerBetween(b0, b1)
 		if err != nil {
-			return loadgen.Point{}, err
+			return loadgen.Point{}, stepInfo{}, err
 		}
-		steps[run.Outstanding] = stepInfo{power: w, exact: t.ExactLatency(), late: late1 - late0, msgs: msgs1 - msgs0, lateNs: lns1 - lns0, firstErr: s.FirstError}
+		info := stepInfo{power: w, exact: t.ExactLatency(), late: late1 - late0, msgs: msgs1 - msgs0, lateNs: lns1 - lns0, firstErr: s.FirstError, busy: [2]Busy{b0, b1}}
 		if s.Throughput > 0 {
 			perOutstanding = s.Throughput / load
 		}
 		pt := s.Point(load)
 		// Judge latency by the messages' timestamps, which the pacing of
 		// real time does not blur; keep the client's view in the report.
-		if ex := steps[run.Outstanding].exact; ex.Count() > 0 {
-			pt.Avg, pt.P99 = ex.Mean(), ex.P99()
+		if info.exact.Count() > 0 {
+			pt.Avg, pt.P99 = info.exact.Mean(), info.exact.P99()
 		}
-		return pt, nil
+		return pt, info, nil
 	}
 	// A first, discarded measurement warms the instances (SQLite pages,
 	// Go's allocator, the channels), so that the search's first point,
@@ -327,6 +351,13 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 	}
 	if info.msgs > 0 {
 		r.LateFraction = float64(info.late) / float64(info.msgs)
+	}
+	if b := info.busy; b[1].At > b[0].At {
+		for i := range r.Placement {
+			n, _ := c.topo.Lookup(r.Placement[i].Node)
+			cores, _, _ := c.pc.Capacity(n)
+			r.Placement[i].Utilization = float64(b[1].NodeNs[n]-b[0].NodeNs[n]) / float64(b[1].At-b[0].At) / cores
+		}
 	}
 	if info.firstErr != nil {
 		r.FirstError = info.firstErr.Error()
@@ -366,13 +397,11 @@ func (c *Cluster) lateness() (late, paced uint64, lateNs int64) {
 
 func placementOf(t *topology.Topology, dep *Deployment) []NodePlacement {
 	byNode := map[topology.NodeID]map[string]int{}
+	for n := range t.Nodes() {
+		byNode[n] = map[string]int{}
+	}
 	for i, n := range dep.Nodes {
-		m := byNode[n]
-		if m == nil {
-			m = map[string]int{}
-			byNode[n] = m
-		}
-		m[dep.App.Instances()[i].Node.Name]++
+		byNode[n][dep.App.Instances()[i].Node.Name]++
 	}
 	var out []NodePlacement
 	for n, m := range byNode {

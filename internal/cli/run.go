@@ -154,7 +154,7 @@ func printRun(w io.Writer, out runJSON) error {
 		fmt.Fprintf(w, "%s on %s (%s): %d instances on SmartNICs, %d on hosts\n", r.App, r.Cluster, r.Algo, r.OnSmartNIC, r.OnHost)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		for _, p := range r.Placement {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\n", p.Node, p.Kind, p.FormatPlacement())
+			fmt.Fprintf(tw, "  %s\t%s\t%3.0f%% busy\t%s\n", p.Node, p.Kind, 100*p.Utilization, p.FormatPlacement())
 		}
 		tw.Flush()
 		fmt.Fprintf(w, "  emulation: D=%g; knee at %d requests outstanding after %d measurements; %.0f%% of messages released >5 µs after their emulated due time (mean %.0f µs); %.1f s\n",
