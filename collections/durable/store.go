@@ -376,13 +376,10 @@ func (s *Store) append(l *collLog, rec []byte) {
 			// Count it, so that a Sync waiting for it reports ErrClosed.
 			s.appended.Store(s.appended.Load() + 1)
 		}
-		if s.err == nil {
-			switch s.state {
-			case stOpened:
-				s.err = fmt.Errorf("durable: %s: collection %q changed before Start; services must not change state in their constructors", s.instance, l.name)
-			case stBackup:
-				s.err = fmt.Errorf("durable: %s: collection %q changed on a backup; only Apply may change a backup", s.instance, l.name)
-			}
+		// Before Start a constructor is building the initial state: Start
+		// snapshots it or replaces it, so its records are not needed.
+		if s.err == nil && s.state == stBackup {
+			s.err = fmt.Errorf("durable: %s: collection %q changed on a backup; only Apply may change a backup", s.instance, l.name)
 		}
 		s.mu.Unlock()
 		return
@@ -416,9 +413,9 @@ func (s *Store) appendMeta(rec []byte) {
 }
 
 // bindNew gives every attached collection the catalog does not know an id,
-// logging its definition. Called with s.mu held, as the store becomes a
-// primary.
-func (s *Store) bindNew() {
+// logging its definition, and reports how many it defined. Called with
+// s.mu held, as the store becomes a primary.
+func (s *Store) bindNew() int {
 	names := make([]string, 0, len(s.attached))
 	for name, a := range s.attached {
 		if a.log.id == 0 {
@@ -431,11 +428,18 @@ func (s *Store) bindNew() {
 		_ = s.define(id, name) // a fresh id and an unused name cannot clash
 		s.appendMeta(defineRecord(id, name))
 	}
+	return len(names)
 }
 
 // Start replays the state the file holds (stored snapshot, then the log)
 // into the attached collections and starts accepting records. A restarted
 // agent calls it to recover an instance.
+//
+// What a service's constructor does to its collections is its initial
+// state: on a new file Start writes it as the first stored snapshot; on a
+// file that holds state, the stored snapshot replaces it. (A collection
+// new to an old file keeps what its constructor made, and Start writes a
+// fresh snapshot to cover it.)
 func (s *Store) Start() error {
 	s.mu.Lock()
 	err := s.checkOpened("Start")
@@ -459,25 +463,43 @@ func (s *Store) checkOpened(op string) error {
 	return nil
 }
 
-// run makes the store a primary: new collections are defined and the
-// committer starts.
+// run makes the store a primary: the committer starts, and collections
+// the file does not know yet are defined and covered by a new stored
+// snapshot. It runs before any request, so the collections are quiet.
 func (s *Store) run() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.err != nil {
+		s.mu.Unlock()
 		return s.err
 	}
 	s.appended.Store(s.lastLSN)
 	s.durable.Store(s.lastLSN)
 	s.state = stRunning
-	s.bindNew()
+	fresh := s.bindNew()
 	s.stop = make(chan struct{})
 	s.done = make(chan struct{})
 	go s.commitLoop()
 	if s.pendN > 0 && !s.syncKicks {
 		s.wake()
 	}
-	return nil
+	lsn := s.appended.Load()
+	ids, names, colls := s.catalogLocked()
+	s.mu.Unlock()
+	if fresh == 0 {
+		return nil
+	}
+	snap, err := cut(s.instance, lsn, ids, names, colls)
+	if err == nil {
+		s.compactMu.Lock()
+		err = s.writeSnapshot(snap)
+		s.compactMu.Unlock()
+	}
+	if err != nil {
+		s.mu.Lock()
+		s.failLocked(err)
+		s.mu.Unlock()
+	}
+	return err
 }
 
 // replay applies the stored snapshot and the log to the attached

@@ -76,14 +76,31 @@ func TestCrashKeepsEveryAcknowledgedWrite(t *testing.T) {
 }
 
 func TestMisuseIsReported(t *testing.T) {
-	t.Run("mutation before Start", func(t *testing.T) {
-		st, k := openKV(t, tmp(t, "a.db"), testOpts())
-		defer st.Close()
+	t.Run("constructor state", func(t *testing.T) {
+		// What a constructor writes is the initial state: kept on a new
+		// file, replaced by the stored state on restart.
+		path := tmp(t, "a.db")
+		st, k := openKV(t, path, testOpts())
 		k.set(1, 1)
-		err := st.Start()
-		if err == nil || !strings.Contains(err.Error(), `"kv.map" changed before Start`) {
-			t.Fatalf("Start = %v, want an error naming the collection", err)
+		k.mu.Lock()
+		k.arr.Append(5)
+		k.mu.Unlock()
+		if err := st.Start(); err != nil {
+			t.Fatal(err)
 		}
+		k.set(2, 2)
+		mustSync(t, st)
+		wantM, wantA := k.state()
+		st.Close()
+		st2, k2 := openKV(t, path, testOpts())
+		defer st2.Close()
+		k2.set(1, 100) // the constructor runs again
+		k2.set(3, 3)
+		if err := st2.Start(); err != nil {
+			t.Fatal(err)
+		}
+		gotM, gotA := k2.state()
+		sameState(t, "restart", gotM, gotA, wantM, wantA)
 	})
 	t.Run("attach after Start", func(t *testing.T) {
 		st, _ := startKV(t, tmp(t, "a.db"), testOpts())
@@ -125,7 +142,7 @@ func TestMisuseIsReported(t *testing.T) {
 		}
 		defer st2.Close()
 		err = st2.Start() // nothing attached
-		if err == nil || !strings.Contains(err.Error(), `collection "kv.map", which the service did not attach`) {
+		if err == nil || !strings.Contains(err.Error(), `record for collection "kv.`) || !strings.Contains(err.Error(), `which the service did not attach`) {
 			t.Fatalf("Start without the collections: %v", err)
 		}
 	})
