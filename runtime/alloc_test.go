@@ -51,7 +51,7 @@ func TestNoAllocsBare(t *testing.T) {
 
 // singleAgent starts one real-mode agent on a 1xBeefy cluster with an echo
 // application and a client socket, all on an in-memory network.
-func singleAgent(t *testing.T) (*Agent, *transport.MemConn, netip.AddrPort) {
+func singleAgent(t testing.TB) (*Agent, *transport.MemConn, netip.AddrPort) {
 	t.Helper()
 	cl, _ := hwmodel.ClusterByName("1xBeefy")
 	topo, err := hwmodel.Topology(cl)

@@ -39,30 +39,35 @@ func (a *Agent) bareLoop() {
 		a.tick()
 		a.bare.hold()
 		for i := 0; i < n; i++ {
-			b := ms[i].Payload()
-			if len(b) > maxMessage {
-				a.stats.badMessages.Add(1)
-				continue
-			}
-			m := getMsg()
-			m.b = append(m.b[:0], b...)
-			if m.h.Decode(m.b) != nil || m.h.Kind != transport.KindRequest {
-				a.stats.badMessages.Add(1)
-				putMsg(m)
-				continue
-			}
-			// Whatever weight a client wrote means nothing here: a request
-			// from outside is fresh, and the ingress gives it its weight.
-			m.h.Weight = 0
-			a.stats.bytesIn.Add(uint64(len(m.b)))
-			m.src, m.addr = fromBare, ms[i].Addr
-			if w != nil {
-				a.dispatchOn(m, w)
-			} else {
-				a.input(m)
-			}
+			a.bareDatagram(ms[i].Payload(), ms[i].Addr, w)
 		}
 		a.bare.release()
+	}
+}
+
+// bareDatagram handles one datagram of the client socket; w runs it
+// inline (real mode) or, nil, it goes to the engine.
+func (a *Agent) bareDatagram(b []byte, from netip.AddrPort, w *worker) {
+	if len(b) > maxMessage {
+		a.stats.badMessages.Add(1)
+		return
+	}
+	m := getMsg()
+	m.b = append(m.b[:0], b...)
+	if m.h.Decode(m.b) != nil || m.h.Kind != transport.KindRequest {
+		a.stats.badMessages.Add(1)
+		putMsg(m)
+		return
+	}
+	// Whatever weight a client wrote means nothing here: a request from
+	// outside is fresh, and the ingress gives it its weight.
+	m.h.Weight = 0
+	a.stats.bytesIn.Add(uint64(len(m.b)))
+	m.src, m.addr = fromBare, from
+	if w != nil {
+		a.dispatchOn(m, w)
+	} else {
+		a.input(m)
 	}
 }
 

@@ -155,7 +155,7 @@ func (tc *testCluster) deploy(a *app.App, place func(i *app.Instance) string) ui
 	return id
 }
 
-func loadApp(t *testing.T, spec string) *app.App {
+func loadApp(t testing.TB, spec string) *app.App {
 	t.Helper()
 	a, err := app.Load("test.yaml", []byte(spec), services.Registry())
 	if err != nil {

@@ -26,7 +26,7 @@ nodes:
 
 // memcacheAgent starts a real-mode agent running a 4-shard KVS with a
 // memcached ingress on conn.
-func memcacheAgent(t *testing.T, nw *transport.Network, conn transport.BatchConn) *MemcacheIngress {
+func memcacheAgent(t testing.TB, nw *transport.Network, conn transport.BatchConn) *MemcacheIngress {
 	t.Helper()
 	cl, _ := hwmodel.ClusterByName("1xBeefy")
 	topo, _ := hwmodel.Topology(cl)
