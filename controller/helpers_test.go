@@ -190,30 +190,41 @@ func (rs *replicas) stateOf(i int) string {
 func (rs *replicas) converge(d time.Duration) []string {
 	rs.t.Helper()
 	deadline := time.Now().Add(d)
+	var target uint64
+	l := -1
 	for {
-		l := rs.leader()
-		if l >= 0 {
-			if err := rs.servers[l].Raft().Barrier(2 * time.Second).Error(); err == nil {
-				target := rs.servers[l].Raft().AppliedIndex()
-				ok := true
-				for _, s := range rs.servers {
-					ok = ok && (s == nil || s.Raft().AppliedIndex() >= target)
-				}
-				if ok {
-					var out []string
-					for i, s := range rs.servers {
-						if s != nil {
-							out = append(out, rs.stateOf(i))
-						}
+		if target == 0 {
+			// One barrier: everything committed before it is applied on
+			// the leader once it returns.
+			if l = rs.leader(); l >= 0 && rs.servers[l].Raft().Barrier(2*time.Second).Error() == nil {
+				target = rs.servers[l].Raft().AppliedIndex()
+			}
+		}
+		if target > 0 {
+			ok := true
+			for _, s := range rs.servers {
+				ok = ok && (s == nil || s.Raft().AppliedIndex() >= target)
+			}
+			if ok {
+				var out []string
+				for i, s := range rs.servers {
+					if s != nil {
+						out = append(out, rs.stateOf(i))
 					}
-					return out
 				}
+				return out
 			}
 		}
 		if time.Now().After(deadline) {
-			rs.t.Fatalf("replicas did not converge within %v", d)
+			var idx []string
+			for i, s := range rs.servers {
+				if s != nil {
+					idx = append(idx, fmt.Sprintf("c%d: %s applied %d last %d", i+1, s.Raft().State(), s.Raft().AppliedIndex(), s.Raft().LastIndex()))
+				}
+			}
+			rs.t.Fatalf("replicas did not converge on index %d within %v (leader c%d): %s", target, d, l+1, strings.Join(idx, "; "))
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -428,7 +428,12 @@ func (s *Server) teardown() error {
 	}
 	s.wg.Wait()
 	s.stepDown()
-	if c, ok := s.trans.(io.Closer); ok && s.trans != nil {
+	if nt, ok := s.trans.(*raft.NetworkTransport); ok {
+		// Close the pooled outbound connections too, so that peers'
+		// handlers reading them end; Close alone only stops accepting.
+		nt.CloseStreams()
+		nt.Close()
+	} else if c, ok := s.trans.(io.Closer); ok && s.cfg.Transport == nil {
 		c.Close()
 	}
 	if s.store != nil {
