@@ -232,3 +232,6 @@ func pct(f float64) string {
 	}
 	return fmt.Sprintf("%+.0f%%", f*100)
 }
+
+// nanF is NaN, for missing values in figures.
+var nanF = math.NaN()
