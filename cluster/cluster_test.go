@@ -39,7 +39,7 @@ func TestEmulatedRunAndStop(t *testing.T) {
 	if plan.Metrics.Unplaced != 0 || plan.PlanningRPS <= 0 {
 		t.Fatalf("plan %+v", plan.Metrics)
 	}
-	c, err := Start(Config{Cluster: plan.Cluster, Dilation: 20})
+	c, err := Start(Config{Cluster: plan.Cluster, Dilation: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestEmulatedRunAndStop(t *testing.T) {
 	if w <= idle || w > 3*222 {
 		t.Errorf("modelled power %.1f W, want above idle %.0f W and below peak", w, idle)
 	}
-	// Heartbeats: every 50 ms of emulated time, 1 s real at D=20.
+	// Heartbeats: every 50 ms of emulated time, 0.5 s real at D=10.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		hb, _ := c.Controller().LastHeartbeat(0)
