@@ -39,8 +39,9 @@ type Run struct {
 }
 
 // solve writes m to dir, runs cbc on it with a limit of timeLimit
-// seconds of wall time, and reads back its solution.
-func solve(ctx context.Context, solver string, m *Model, dir string, timeLimit float64) (*Solution, *Run, error) {
+// seconds of wall time, starting from start if it is not nil, and reads
+// back its solution.
+func solve(ctx context.Context, solver string, m *Model, start map[string]float64, dir string, timeLimit float64) (*Solution, *Run, error) {
 	path, err := exec.LookPath(solver)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrNoSolver, err)
@@ -60,8 +61,24 @@ func solve(ctx context.Context, solver string, m *Model, dir string, timeLimit f
 	}
 	// timeMode elapsed: the limit is wall time (cbc counts CPU time by
 	// default). ratio 0: stop only at a proven optimum. One thread.
-	args := []string{lp, "timeMode", "elapsed", "sec", strconv.FormatFloat(timeLimit, 'g', -1, 64),
-		"ratio", "0", "solve", "solu", solFile}
+	args := []string{lp}
+	if start != nil {
+		// A known feasible point: cbc then always has an answer to give
+		// at its time limit (its mipStart file has the solution file's
+		// format).
+		sp := filepath.Join(dir, "start.sol")
+		st := &Solution{Header: "Stopped on time - objective value 0", Values: start}
+		var buf bytes.Buffer
+		if err := st.Format(&buf); err != nil {
+			return nil, nil, fmt.Errorf("ilp: %w", err)
+		}
+		if err := os.WriteFile(sp, buf.Bytes(), 0o644); err != nil {
+			return nil, nil, fmt.Errorf("ilp: %w", err)
+		}
+		args = append(args, "mips", sp)
+	}
+	args = append(args, "timeMode", "elapsed", "sec", strconv.FormatFloat(timeLimit, 'g', -1, 64),
+		"ratio", "0", "solve", "solu", solFile)
 	run := &Run{Command: append([]string{path}, args...), Bound: math.NaN(), Gap: math.NaN(), Nodes: -1}
 	// cbc honours its limit between nodes; a hard stop well after it
 	// guards against a run that does not return.
@@ -71,9 +88,9 @@ func solve(ctx context.Context, solver string, m *Model, dir string, timeLimit f
 	cmd := exec.CommandContext(cctx, path, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	start := time.Now()
+	began := time.Now()
 	runErr := cmd.Run()
-	run.Wall = time.Since(start)
+	run.Wall = time.Since(began)
 	run.Log = tail(out.String(), 2000)
 	parseLog(out.String(), run)
 	if cctx.Err() != nil {

@@ -144,10 +144,15 @@ func (pl *Placer) Solve(p *placement.Problem) (*placement.Result, *Report, error
 		defer os.RemoveAll(dir)
 	}
 	ctx := context.Background()
-	sol, run, err := solve(ctx, pl.opts.Solver, m, dir, pl.opts.TimeLimit)
+	start := m.FirstFit()
+	sol, run, err := solve(ctx, pl.opts.Solver, m, start, dir, pl.opts.TimeLimit)
 	rep.Run = run
 	if err != nil {
 		return nil, rep, err
+	}
+	if sol.Status == StatusInfeasible && start != nil {
+		// First fit placed everything, so the model is feasible.
+		return nil, rep, fmt.Errorf("ilp: cbc says %q, but first fit places every instance; its output ends:\n%s", sol.Header, run.Log)
 	}
 	if sol.Status == StatusInfeasible {
 		// Not every instance fits: find the most that do.
@@ -156,7 +161,7 @@ func (pl *Placer) Solve(p *placement.Problem) (*placement.Result, *Report, error
 		}
 		rep.Elastic = true
 		rep.Binaries, rep.Continuous, rep.Rows = m.Size()
-		sol, run, err = solve(ctx, pl.opts.Solver, m, dir, pl.opts.TimeLimit)
+		sol, run, err = solve(ctx, pl.opts.Solver, m, m.FirstFit(), dir, pl.opts.TimeLimit)
 		rep.Run = run
 		if err != nil {
 			return nil, rep, err

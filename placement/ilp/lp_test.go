@@ -29,7 +29,9 @@ func builtin(t testing.TB, name string) *app.App {
 // small is the golden problem: two Type1-SmartNIC servers in two racks
 // (so every hop term appears), a source with a backup, two consumers (SQL
 // not migratable), and enough traffic that the first server's SmartNIC
-// port row can bind while the second's cannot.
+// port rows can bind while the second's cannot; its busy host and the
+// second SmartNIC's little free memory give the only capacity and
+// utilisation rows that can bind.
 func small(t testing.TB) *placement.Problem {
 	t.Helper()
 	var b topology.Builder
@@ -46,6 +48,8 @@ func small(t testing.TB) *placement.Problem {
 	}
 	l := placement.NewLoad(c)
 	l.Set(1, placement.Usage{TxGbps: 19, RxGbps: 19}) // r0/s0/nic0's ports are nearly full
+	l.Set(0, placement.Usage{Cores: 9.5})             // r0/s0/host is busy
+	l.Set(3, placement.Usage{MemoryMB: 3000})         // r1/s0/nic0 has 1096 MB free
 	p := placement.NewProblem(l)
 	src := p.AddInstance(placement.Instance{Name: "gw", Service: "apigw", RPS: 2e5, IngressRPS: 2e5, Bytes: 512, MemoryMB: 512})
 	p.AddBackup(src, placement.Instance{Name: "gw.b", Service: "apigw", Bytes: 512, MemoryMB: 512})
@@ -105,10 +109,11 @@ func TestWriteLPGolden(t *testing.T) {
 	t.Logf("%d binaries, %d continuous, %d rows", b, c, r)
 }
 
-// TestModelShape checks what the small model must contain: pinned SQL has
-// no SmartNIC variable, the busy SmartNIC has a tx row and the idle one
-// none, both replicas of the source share fault-domain rows, the rack and
-// host-link hop terms are there.
+// TestModelShape checks what the small model must contain: SQL has no
+// SmartNIC variable, the busy SmartNIC has port rows and the idle one
+// none, the busy host a CPU and a utilisation row and the idle one none,
+// the full SmartNIC a memory row, both replicas of the source share
+// fault-domain rows, the rack and host-link hop terms are there.
 func TestModelShape(t *testing.T) {
 	m, err := ilp.Build(small(t), ilp.Weights{}, false)
 	if err != nil {
@@ -119,12 +124,12 @@ func TestModelShape(t *testing.T) {
 		t.Fatal(err)
 	}
 	lp := buf.String()
-	for _, want := range []string{" x_3_0", " x_3_2", " tx_1:", " rx_1:", " cvt_0_0:", " fd_0_1_0:", " fd_0_1_1:", " hr_0_0:", " cta_0_0:", " ctb_0_2:", " colo:", "\nBinaries\n"} {
+	for _, want := range []string{" x_3_0", " x_3_2", " cpu_0:", " util_0:", " mem_3:", " tx_1:", " rx_1:", " cvt_0_0:", " fd_0_1_0:", " fd_0_1_1:", " hr_0_0:", " cta_0_0:", " ctb_0_2:", " colo:", "\nBinaries\n"} {
 		if !strings.Contains(lp, want) {
 			t.Errorf("model lacks %q", want)
 		}
 	}
-	for _, bad := range []string{" x_3_1", " x_3_3", " tx_3:", " rx_3:"} {
+	for _, bad := range []string{" x_3_1", " x_3_3", " tx_3:", " rx_3:", " cpu_2:", " util_2:", " mem_1:"} {
 		if strings.Contains(lp, bad) {
 			t.Errorf("model has %q", bad)
 		}

@@ -56,10 +56,13 @@ func (w Weights) orDefault() Weights {
 //
 //	one_i     sum_n x_i_n = 1 (+ u_i in the elastic model)
 //	cpu_n     sum_i cores(i,n) x_i_n <= cores(n) Limits.CPU - cores in use
-//	mem_n     sum_i MB(i) x_i_n <= MB(n) Limits.Memory - MB in use
+//	mem_n     sum_i MB(i) x_i_n <= MB(n) Limits.Memory - MB in use (both
+//	          only where the candidates together could exceed it)
 //	fd_a_b_k  for replicas a, b of a shard and a server k both may use:
 //	          sum over k's nodes of x_a_n + x_b_n <= 1
-//	util_n    U >= (cores in use + sum_i cores(i,n) x_i_n) / cores(n)
+//	util_n    U >= (cores in use + sum_i cores(i,n) x_i_n) / cores(n), only
+//	          where that could exceed U's lower bound, the utilisation of
+//	          the busiest node in the Load
 //	pair_n_t  P_n >= t(t-1)/2 + t (k_n - t) for t = 1..K_n-1, k_n the active
 //	          instances on n, K_n the most it can get: the chords of
 //	          k(k-1)/2 through consecutive integers, so at integer k_n the
@@ -97,8 +100,9 @@ func (w Weights) orDefault() Weights {
 //
 // The size: |candidates| binaries; per edge between two instances to
 // place, up to 5 continuous variables and |candidates of its sender| +
-// |racks| + |pods| + |hosts among both ends' candidates| rows; per node one cpu, mem and util
-// row and up to K_n pair rows; port rows only where they can bind.
+// |racks| + |pods| + |hosts among both ends' candidates| rows; per node up
+// to one cpu, mem and util row and K_n - 1 pair rows; rows that cannot
+// bind are left out.
 type Model struct {
 	p        *placement.Problem
 	w        Weights
@@ -224,6 +228,44 @@ func (m *Model) breakSymmetry() {
 	}
 }
 
+// FirstFit returns a feasible point of the model to start cbc's search
+// from: each instance, in ID order, on its first candidate node that the
+// shared checkers accept given those before it; in the elastic model an
+// instance with none is left out (u_i = 1). It returns nil if the model
+// insists on placing everything and first fit cannot. Continuous variables
+// are left for cbc to complete.
+func (m *Model) FirstFit() map[string]float64 {
+	s := placement.NewState(m.p)
+	vals := map[string]float64{}
+	for _, c := range m.cols {
+		if c.binary {
+			vals[c.name] = 0
+		}
+	}
+	for i := range m.cand {
+		if !m.free[i] {
+			continue
+		}
+		id := placement.InstanceID(i)
+		placed := false
+		for _, n := range m.cand[i] {
+			if s.Check(id, n).OK() {
+				s.Assign(id, n)
+				vals[xName(id, n)] = 1
+				placed = true
+				break
+			}
+		}
+		if !placed {
+			if !m.elastic {
+				return nil
+			}
+			vals[fmt.Sprintf("u_%d", i)] = 1
+		}
+	}
+	return vals
+}
+
 // Unplaceable returns the instances no node can take even alone; the model
 // leaves them out.
 func (m *Model) Unplaceable() []placement.InstanceID {
@@ -309,19 +351,33 @@ func (m *Model) onNode(coef func(i placement.InstanceID, n topology.NodeID) floa
 	return out
 }
 
+// capacity writes the CPU and memory rows that can bind: a row whose
+// candidates' needs all together fit the node's free capacity holds in
+// every solution and is left out (with one instance to place, as in the
+// scale experiment, that is every row).
 func (m *Model) capacity() {
 	s := placement.NewState(m.p)
 	cpu := m.onNode(func(i placement.InstanceID, n topology.NodeID) float64 { return s.NeedCores(i, n) })
 	mem := m.onNode(func(i placement.InstanceID, _ topology.NodeID) float64 { return m.p.Instance(i).MemoryMB })
 	for n := range m.p.Topology().Nodes() {
 		freeC, freeM := s.Free(n)
-		if ts := cpu[n]; len(ts) > 0 {
+		if ts := cpu[n]; len(ts) > 0 && exceeds(sum(ts), freeC) {
 			m.rows = append(m.rows, row{fmt.Sprintf("cpu_%d", n), ts, "<=", freeC})
 		}
-		if ts := mem[n]; len(ts) > 0 {
+		if ts := mem[n]; len(ts) > 0 && exceeds(sum(ts), freeM) {
 			m.rows = append(m.rows, row{fmt.Sprintf("mem_%d", n), ts, "<=", freeM})
 		}
 	}
+}
+
+// sum adds the absolute values of the terms' coefficients: the most they
+// can add up to with binary variables.
+func sum(ts []term) float64 {
+	t := 0.0
+	for _, x := range ts {
+		t += math.Abs(x.c)
+	}
+	return t
 }
 
 func (m *Model) faultDomains() {
@@ -374,6 +430,10 @@ func hasBoth(m *Model, ts []term, a, b placement.InstanceID) bool {
 
 func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
 
+// balance writes U >= each node's CPU utilisation. The busiest node in
+// the Load bounds U from below whatever is placed, so a node that cannot
+// pass that bound even with every candidate on it needs no row; on a
+// large, lightly loaded cluster that is nearly every node.
 func (m *Model) balance() {
 	if m.w.Balance == 0 {
 		return
@@ -385,26 +445,24 @@ func (m *Model) balance() {
 		return -s.NeedCores(i, n) / cores
 	})
 	lower := 0.0
-	u := -1
+	for n := range m.p.Topology().Nodes() {
+		if cores, _, _ := c.Capacity(n); cores > 0 {
+			lower = max(lower, m.p.Load().Usage(n).Cores/cores)
+		}
+	}
+	u := m.col("U", false, lower)
+	m.obj = append(m.obj, term{m.w.Balance, u})
 	for n := range m.p.Topology().Nodes() {
 		cores, _, _ := c.Capacity(n)
-		if cores <= 0 {
+		ts := util[n]
+		if cores <= 0 || len(ts) == 0 {
 			continue
 		}
 		base := m.p.Load().Usage(n).Cores / cores
-		ts := util[n]
-		if len(ts) == 0 {
-			lower = max(lower, base)
+		if !exceeds(base+sum(ts), lower) {
 			continue
 		}
-		if u < 0 {
-			u = m.col("U", false, 0)
-		}
 		m.rows = append(m.rows, row{fmt.Sprintf("util_%d", n), append([]term{{1, u}}, ts...), ">=", base})
-	}
-	if u >= 0 {
-		m.cols[u].lower = lower
-		m.obj = append(m.obj, term{m.w.Balance, u})
 	}
 }
 
