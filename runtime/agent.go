@@ -495,6 +495,10 @@ func (a *Agent) recvLoop(ch *transport.Channel, src origin, peer topology.NodeID
 			putMsg(m)
 			if a.ctx.Err() == nil && src == fromPeer {
 				a.log.Warn("peer channel failed", "peer", a.topo.Name(peer), "err", err)
+				a.chMu.Lock()
+				delete(a.tracked, ch)
+				a.peers[peer].CompareAndSwap(ch, nil)
+				a.chMu.Unlock()
 			}
 			return
 		}

@@ -305,6 +305,11 @@ func (a *Agent) send(h transport.Header, payload []byte, dst topology.NodeID, at
 			if err = ch.TrySend(buf); err == transport.ErrBackpressure {
 				err = ch.Send(a.ctx, buf)
 			}
+			if err != nil && a.ctx.Err() == nil {
+				// A failed channel stays failed: forget it, so that the
+				// next message opens a new one (the peer may be back).
+				a.peers[next].CompareAndSwap(ch, nil)
+			}
 		}
 	}
 	putMsg(w)
