@@ -100,6 +100,7 @@ func (s *Store) Tail(after uint64) ([]Batch, error) {
 
 func (s *Store) tailTx(tx *bolt.Tx, after uint64) ([]Batch, error) {
 	var out []Batch
+	snapLSN := s.readSnapLSN(tx)
 	next := after + 1
 	c := tx.Bucket(bucketLog).Cursor()
 	for k, v := seekCovering(c, next); k != nil; k, v = c.Next() {
@@ -112,23 +113,26 @@ func (s *Store) tailTx(tx *bolt.Tx, after uint64) ([]Batch, error) {
 		}
 		if b.First() > next {
 			if len(out) == 0 {
-				return nil, fmt.Errorf("%w: %s: tail after LSN %d requested, the log starts at LSN %d (snapshot at %d)", ErrCompacted, s.instance, after, b.First(), s.snapLSNLocked())
+				return nil, fmt.Errorf("%w: %s: tail after LSN %d requested, the log starts at LSN %d (snapshot at %d)", ErrCompacted, s.instance, after, b.First(), snapLSN)
 			}
 			return nil, fmt.Errorf("%w: %s: log jumps from LSN %d to %d", ErrCorrupt, s.path, next-1, b.First())
 		}
 		out = append(out, trimBatch(b, after))
 		after, next = b.Last(), b.Last()+1
 	}
-	if snapLSN := s.snapLSNLocked(); len(out) == 0 && after < snapLSN {
+	if len(out) == 0 && after < snapLSN {
 		return nil, fmt.Errorf("%w: %s: tail after LSN %d requested, the log holds nothing before the snapshot at %d", ErrCompacted, s.instance, after, snapLSN)
 	}
 	return out, nil
 }
 
-func (s *Store) snapLSNLocked() uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.snapLSN
+// readSnapLSN reads the stored snapshot's LSN within tx (not from s, so
+// that no lock is taken inside a transaction).
+func (s *Store) readSnapLSN(tx *bolt.Tx) uint64 {
+	if v := tx.Bucket(bucketMeta).Get(keySnapLSN); len(v) == 8 {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
 }
 
 // Compact writes snap (taken from this store with Snapshot) as the stored
@@ -279,7 +283,8 @@ func (s *Store) install(snap *Snapshot, tail []Batch) error {
 		batches = append(batches, b)
 		last = b.Last()
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	var n int64
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		if !snap.Empty() {
 			if err := putSnapshot(tx, snap); err != nil {
 				return err
@@ -287,20 +292,25 @@ func (s *Store) install(snap *Snapshot, tail []Batch) error {
 		}
 		lb := tx.Bucket(bucketLog)
 		lb.FillPercent = 1
-		var n int64
 		for _, b := range batches {
 			if err := lb.Put(u64Key(b.First()), b.Bytes()); err != nil {
 				return err
 			}
 			n += int64(len(b.Bytes()))
 		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		s.snapLSN, s.lastLSN = 0, last
-		if !snap.Empty() {
-			s.snapLSN = snap.LSN
-		}
-		s.logBytes.Store(n)
 		return nil
 	})
+	if err != nil {
+		return fmt.Errorf("durable: %s: writing the hand-over: %w", s.instance, err)
+	}
+	// Not inside the transaction: s.mu is never held while waiting on
+	// bbolt, whose remapping waits for readers that may want s.mu.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.snapLSN, s.lastLSN = 0, last
+	if !snap.Empty() {
+		s.snapLSN = snap.LSN
+	}
+	s.logBytes.Store(n)
+	return nil
 }

@@ -531,8 +531,11 @@ func (s *Store) replay() error {
 			}
 			next = b.Last() + 1
 		}
-		if next-1 != s.lastLSN {
-			return fmt.Errorf("%w: %s: replay ended at LSN %d, the file's last LSN is %d", ErrCorrupt, s.path, next-1, s.lastLSN)
+		s.mu.Lock()
+		last := s.lastLSN
+		s.mu.Unlock()
+		if next-1 != last {
+			return fmt.Errorf("%w: %s: replay ended at LSN %d, the file's last LSN is %d", ErrCorrupt, s.path, next-1, last)
 		}
 		return nil
 	})
@@ -560,6 +563,7 @@ func seekCovering(c *bolt.Cursor, lsn uint64) (k, v []byte) {
 // readSnapshot reassembles the stored snapshot; with none it returns an
 // empty one at LSN 0.
 func (s *Store) readSnapshot(tx *bolt.Tx) (*Snapshot, error) {
+	snapLSN := s.readSnapLSN(tx)
 	var data []byte
 	c := tx.Bucket(bucketSnap).Cursor()
 	i := uint64(0)
@@ -571,8 +575,8 @@ func (s *Store) readSnapshot(tx *bolt.Tx) (*Snapshot, error) {
 		i++
 	}
 	if data == nil {
-		if s.snapLSN != 0 {
-			return nil, fmt.Errorf("%w: %s: snapshot at LSN %d is missing", ErrCorrupt, s.path, s.snapLSN)
+		if snapLSN != 0 {
+			return nil, fmt.Errorf("%w: %s: snapshot at LSN %d is missing", ErrCorrupt, s.path, snapLSN)
 		}
 		return &Snapshot{Instance: s.instance}, nil
 	}
@@ -580,8 +584,8 @@ func (s *Store) readSnapshot(tx *bolt.Tx) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("durable: %s: stored snapshot: %w", s.path, err)
 	}
-	if snap.LSN != s.snapLSN || snap.Instance != s.instance {
-		return nil, fmt.Errorf("%w: %s: stored snapshot is of %q at LSN %d, the file says %q at %d", ErrCorrupt, s.path, snap.Instance, snap.LSN, s.instance, s.snapLSN)
+	if snap.LSN != snapLSN || snap.Instance != s.instance {
+		return nil, fmt.Errorf("%w: %s: stored snapshot is of %q at LSN %d, the file says %q at %d", ErrCorrupt, s.path, snap.Instance, snap.LSN, s.instance, snapLSN)
 	}
 	return snap, nil
 }

@@ -208,11 +208,18 @@ func TestCloseFailsLaterWrites(t *testing.T) {
 	}
 }
 
-func TestMaxDelayBatchesAnIdleStore(t *testing.T) {
+func TestMaxBatchBytesEndsTheDelay(t *testing.T) {
+	// The committer waits MaxDelay after a batch's first record unless
+	// MaxBatchBytes are pending first. Size the limit to the two
+	// collection definitions Start logs plus 16 map records, so that the
+	// sixteenth write, and not the 10 s timer, ends the wait: one batch.
 	opts := testOpts()
-	opts.MaxDelay = 20 * time.Millisecond
+	opts.MaxDelay = 10 * time.Second
+	const define, set = 2 + 1 + 1 + 6, 2 + 1 + 1 + 8 + 8 // entry: id, length, record
+	opts.MaxBatchBytes = batchHeader + 2*define + 16*set
 	st, k := startKV(t, tmp(t, "kv.db"), opts)
 	defer st.Close()
+	start := time.Now()
 	var wg sync.WaitGroup
 	for i := uint64(0); i < 16; i++ {
 		wg.Add(1)
@@ -223,10 +230,11 @@ func TestMaxDelayBatchesAnIdleStore(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	// 16 writers arriving within the delay share few commits (the
-	// define records of Start may take one of their own).
-	if b := st.Stats().Batches; b > 8 {
-		t.Errorf("%d batches for 16 writes with a 20 ms delay", b)
+	if d := time.Since(start); d >= opts.MaxDelay {
+		t.Fatalf("the batch waited %v: the size limit did not end the delay", d)
+	}
+	if s := st.Stats(); s.Batches != 1 || s.Records != 18 {
+		t.Errorf("%d records in %d batches, want 18 in 1", s.Records, s.Batches)
 	}
 }
 
@@ -297,7 +305,7 @@ func TestAutomaticCompaction(t *testing.T) {
 	wantM, wantA := k.state()
 	st.Close() // waits for a compaction in progress
 	s := st.Stats()
-	if s.SnapshotLSN == 0 || s.LogBytes > 2*opts.CompactBytes+(1<<10) {
+	if s.SnapshotLSN == 0 || uint64(s.LogBytes) > s.Bytes/2 {
 		t.Fatalf("no compaction kept the log short: %+v", s)
 	}
 	opts.Quiesce = nil
