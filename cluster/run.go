@@ -54,18 +54,24 @@ func MeasureCosts(a *app.App, budget time.Duration) (Costs, error) {
 		g := d.NewGenerator(1, a.Workload.RequestSize)
 		var c service.Context
 		buf := make([]byte, 0, 2048)
-		calls := 0
-		start := time.Now()
-		for calls < 10 || time.Since(start) < per {
-			req, key := g.Next(buf)
-			c.Reset(time.Now().UnixNano(), key, nil)
-			h.Handle(&c, req)
-			calls++
-			if calls >= 100000 {
-				break
+		// The fastest of three rounds: on a shared machine a round can lose
+		// its core for a while, and the cost wanted is the handler's own.
+		best := time.Duration(math.MaxInt64)
+		for range 3 {
+			calls := 0
+			start := time.Now()
+			for calls < 10 || time.Since(start) < per/3 {
+				req, key := g.Next(buf)
+				c.Reset(time.Now().UnixNano(), key, nil)
+				h.Handle(&c, req)
+				calls++
+				if calls >= 100000 {
+					break
+				}
 			}
+			best = min(best, time.Since(start)/time.Duration(calls))
 		}
-		k.Handler[name] = time.Since(start) / time.Duration(calls)
+		k.Handler[name] = best
 		if cl, ok := h.(service.Closer); ok {
 			cl.Close()
 		}
