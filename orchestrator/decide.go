@@ -26,9 +26,17 @@ func (o *Orchestrator) Decide(now time.Duration) []Action {
 	o.now = t
 	o.actions = o.actions[:0]
 
+	// Walk the expired prefix of the failure-detection list: nodes linked
+	// longer than the timeout ago. Those also silent for that long fail;
+	// the others were heard since (see Orchestrator.lru) and stay.
 	timeout := int64(o.cfg.FailureTimeout)
-	for o.lruHead >= 0 && t-o.nodes[o.lruHead].lastHeard > timeout {
-		o.failServer(t, topology.NodeID(o.lruHead))
+	for n := o.lruHead; n >= 0 && t-o.nodes[n].linked > timeout; {
+		if t-o.nodes[n].lastHeard > timeout {
+			o.failServer(t, topology.NodeID(n))
+			n = o.lruHead // failServer took the server's nodes out
+			continue
+		}
+		n = o.lru[n].next
 	}
 
 	for _, n := range o.rejoined {
@@ -139,7 +147,7 @@ func (o *Orchestrator) failServer(t int64, trigger topology.NodeID) {
 	// is the same every time.
 	var lost []InstanceID
 	for m := range o.topo.ServerNodes(srv) {
-		for i := o.instHead[m]; i != NoInstance; i = o.inst[i].next {
+		for i := o.instHead[m]; i != NoInstance; i = o.links[i].next {
 			lost = append(lost, i)
 		}
 	}
@@ -356,10 +364,13 @@ func (o *Orchestrator) relieve(t int64, n topology.NodeID) {
 	if ns.flags&flagStarved != 0 {
 		r.Cause = CauseStarvation
 		r.Queue, r.QueueThreshold, r.Heartbeats = int(ns.queue), o.cfg.QueueThreshold, int(ns.queueRun)
-		r.PortShare, r.PortLimit, r.PortGbps = float64(ns.portShare), o.cfg.PortFraction, float64(o.portGbps[n])
+		r.PortGbps, r.PortLimit = float64(c.portGbps), o.cfg.PortFraction
+		if c.portGbps > 0 {
+			r.PortShare = float64(ns.busier) * 8 / (r.PortGbps * 1e9 * o.cfg.HeartbeatPeriod.Seconds())
+		}
 	} else {
 		r.Cause = CauseOverload
-		r.Overloaded, r.ExecNs, r.EMANs = ns.overInst, float64(ns.overExec), float64(ns.overEMA)
+		r.Overloaded, r.ExecNs, r.EMANs = c.overInst, float64(c.overExec), float64(c.overEMA)
 		r.Threshold, r.Heartbeats = o.cfg.OverloadThreshold, int(ns.overRun)
 	}
 	if c.retry != 0 {
@@ -370,7 +381,7 @@ func (o *Orchestrator) relieve(t int64, n topology.NodeID) {
 
 	var cands []candidate
 	skippedCPU := -1.0
-	for i := o.instHead[n]; i != NoInstance; i = o.inst[i].next {
+	for i := o.instHead[n]; i != NoInstance; i = o.links[i].next {
 		is := &o.inst[i]
 		if is.flags&(instBackup|instRemoved|instMigrating) != 0 {
 			continue // a backup uses no CPU worth moving
@@ -562,7 +573,7 @@ func (o *Orchestrator) MigrationDone(now time.Duration, id MigrationID) (uint64,
 	ns := &o.nodes[from]
 	ns.queueRun = 0
 	ns.flags &^= flagStarved | flagOverloaded
-	for j := o.instHead[from]; j != NoInstance; j = o.inst[j].next {
+	for j := o.instHead[from]; j != NoInstance; j = o.links[j].next {
 		o.inst[j].overRun = 0
 	}
 	o.freed = true

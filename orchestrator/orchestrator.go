@@ -26,46 +26,50 @@ const (
 	flagHeard                        // a heartbeat came since the node (re)joined
 )
 
-// nodeState is what every heartbeat touches, kept small so that the dense
-// array of 250,000 nodes stays cache friendly.
+// nodeState is what every heartbeat touches: 32 bytes, so that the dense
+// array of 250,000 nodes costs one cache line per heartbeat.
 type nodeState struct {
 	lastHeard int64
+	// linked is when the node was last put at the tail of the
+	// failure-detection list; see Orchestrator.lru.
+	linked    int64
+	portLimit uint32 // bytes a period below which the port is under-used
+	busier    uint32 // bytes of the busier direction in the last period
 	seq       uint16
 	queue     uint16
 	queueRun  uint8
 	status    uint8
 	flags     uint8
-	_         uint8
-	portShare float32 // busier direction's share of the port rate
-	overRun   uint8   // worst instance's overload run, for reasons
-	_         [3]uint8
-	overInst  InstanceID // the instance with the worst overload ratio
-	overExec  float32
-	overEMA   float32
+	overRun   uint8 // the worst instance's overload run, for reasons
 }
 
-// nodeCold is what only decisions read.
+// nodeCold is what only decisions and rare events read.
 type nodeCold struct {
 	coolUntil    int64 // no migration off the node before
 	excludeUntil int64 // not a destination before (a migration to it failed)
 	migOut       int32 // migrations in flight off the node
+	portGbps     float32
 	saved        placement.Usage
 	retry        MigrationID // the failed migration a new one retries
 	retryWhy     string
-	retryOrigin  Cause
+	overInst     InstanceID // the instance with the worst overload ratio
+	overExec     float32
+	overEMA      float32
 }
 
-// instState is what a sample touches.
+// instState is what a sample touches: 20 bytes.
 type instState struct {
-	node       topology.NodeID // Unassigned when it has none
-	next, prev InstanceID      // the node's instance list
-	ema        float32         // mean execution time, ns
-	cpu        float32         // cores used in the last sample
-	sampleSeq  uint16          // the node's seq at the last sample
-	samples    uint16          // samples in the average, saturating
-	overRun    uint8
-	flags      uint8
+	node      topology.NodeID // Unassigned when it has none
+	ema       float32         // mean execution time, ns
+	cpu       float32         // cores used in the last sample
+	sampleSeq uint16          // the node's seq at the last sample
+	samples   uint16          // samples in the average, saturating
+	overRun   uint8
+	flags     uint8
 }
+
+// instLink chains the instances of one node.
+type instLink struct{ next, prev InstanceID }
 
 // instState flags.
 const (
@@ -137,17 +141,23 @@ type Orchestrator struct {
 	topo    *topology.Topology
 	period  int64
 
-	nodes     []nodeState
-	cold      []nodeCold
-	portLimit []uint32 // bytes a period below which the port is under-used
-	portGbps  []float32
-	instHead  []InstanceID
-	// The failure-detection list: alive nodes ordered by when they were
-	// last heard, the least recently heard at the head.
-	lruPrev, lruNext []int32
+	nodes    []nodeState
+	cold     []nodeCold
+	instHead []InstanceID
+	// The failure-detection list holds the alive nodes in the order of
+	// their linked times, oldest at the head. A heartbeat moves its node
+	// to the tail only when linked is relink old, not every time: that
+	// saves most of the list's cache misses, and since a node's lastHeard
+	// is within relink of its linked time, every node silent for longer
+	// than the timeout is still in the list's expired prefix, which
+	// Decide walks. Alive nodes in that prefix are only those silent for
+	// more than timeout - relink, two periods by default: rare.
+	lru              []lruLink
 	lruHead, lruTail int32
+	relink           int64
 
 	inst   []instState
+	links  []instLink
 	meta   []instMeta
 	groups []group
 
@@ -173,6 +183,7 @@ type Orchestrator struct {
 
 	actions []Action
 	hb      Heartbeat
+	sink    uint16 // keeps touch's loads from being optimised away
 	stats   Stats
 }
 
@@ -189,31 +200,29 @@ func New(cfg Config, start time.Duration) (*Orchestrator, error) {
 	nn := t.NumNodes()
 	o := &Orchestrator{
 		cfg: cfg, load: cfg.Load, cluster: c, topo: t,
-		period:    int64(cfg.HeartbeatPeriod),
-		nodes:     make([]nodeState, nn),
-		cold:      make([]nodeCold, nn),
-		portLimit: make([]uint32, nn),
-		portGbps:  make([]float32, nn),
-		instHead:  make([]InstanceID, nn),
-		lruPrev:   make([]int32, nn),
-		lruNext:   make([]int32, nn),
-		lruHead:   -1, lruTail: -1,
-		migs:  map[MigrationID]*migration{},
-		epoch: cfg.InitialEpoch,
-		now:   int64(start),
+		period:   int64(cfg.HeartbeatPeriod),
+		nodes:    make([]nodeState, nn),
+		cold:     make([]nodeCold, nn),
+		instHead: make([]InstanceID, nn),
+		lru:      make([]lruLink, nn),
+		lruHead:  -1, lruTail: -1,
+		relink: int64(max(cfg.HeartbeatPeriod, cfg.FailureTimeout-2*cfg.HeartbeatPeriod)),
+		migs:   map[MigrationID]*migration{},
+		epoch:  cfg.InitialEpoch,
+		now:    int64(start),
 	}
 	for n := range t.Nodes() {
 		ns := &o.nodes[n]
 		ns.lastHeard = int64(start)
-		ns.overInst = NoInstance
+		o.cold[n].overInst = NoInstance
 		if t.Node(n).Kind == topology.SmartNIC {
 			ns.flags |= flagNIC
 		}
 		_, _, gbps := c.Capacity(n)
-		o.portGbps[n] = float32(gbps)
-		o.portLimit[n] = Saturate32(uint64(cfg.PortFraction * gbps * 1e9 / 8 * cfg.HeartbeatPeriod.Seconds()))
+		o.cold[n].portGbps = float32(gbps)
+		ns.portLimit = Saturate32(uint64(cfg.PortFraction * gbps * 1e9 / 8 * cfg.HeartbeatPeriod.Seconds()))
 		o.instHead[n] = NoInstance
-		o.lruPush(int32(n))
+		o.lruPush(int32(n), int64(start))
 	}
 	return o, nil
 }
@@ -280,7 +289,7 @@ func (o *Orchestrator) Instance(i InstanceID) (InstanceInfo, bool) {
 // InstancesOn yields the instances on node n, most recently placed first.
 func (o *Orchestrator) InstancesOn(n topology.NodeID) []InstanceID {
 	var out []InstanceID
-	for i := o.instHead[n]; i != NoInstance; i = o.inst[i].next {
+	for i := o.instHead[n]; i != NoInstance; i = o.links[i].next {
 		out = append(out, i)
 	}
 	slices.Sort(out)
@@ -376,7 +385,8 @@ func (o *Orchestrator) Deploy(p *placement.Problem, res *placement.Result) ([]In
 				in.Demand = d
 			}
 		}
-		o.inst = append(o.inst, instState{node: placement.Unassigned, next: NoInstance, prev: NoInstance, flags: flags})
+		o.inst = append(o.inst, instState{node: placement.Unassigned, flags: flags})
+		o.links = append(o.links, instLink{next: NoInstance, prev: NoInstance})
 		o.meta = append(o.meta, instMeta{spec: in, group: groupOf[i]})
 		if n := res.Assignment[i]; n >= 0 {
 			o.link(id, n)
@@ -431,12 +441,12 @@ func (o *Orchestrator) Undeploy(ids []InstanceID) error {
 
 // link puts instance i on node n's list.
 func (o *Orchestrator) link(i InstanceID, n topology.NodeID) {
-	is := &o.inst[i]
-	is.node = n
-	is.prev = NoInstance
-	is.next = o.instHead[n]
-	if is.next != NoInstance {
-		o.inst[is.next].prev = i
+	o.inst[i].node = n
+	l := &o.links[i]
+	l.prev = NoInstance
+	l.next = o.instHead[n]
+	if l.next != NoInstance {
+		o.links[l.next].prev = i
 	}
 	o.instHead[n] = i
 }
@@ -448,53 +458,59 @@ func (o *Orchestrator) unlink(i InstanceID) {
 	if is.node < 0 {
 		return
 	}
-	if is.prev != NoInstance {
-		o.inst[is.prev].next = is.next
+	l := &o.links[i]
+	if l.prev != NoInstance {
+		o.links[l.prev].next = l.next
 	} else {
-		o.instHead[is.node] = is.next
+		o.instHead[is.node] = l.next
 	}
-	if is.next != NoInstance {
-		o.inst[is.next].prev = is.prev
+	if l.next != NoInstance {
+		o.links[l.next].prev = l.prev
 	}
-	is.node, is.next, is.prev = placement.Unassigned, NoInstance, NoInstance
+	is.node, l.next, l.prev = placement.Unassigned, NoInstance, NoInstance
 }
 
 // The failure-detection list.
 
-func (o *Orchestrator) lruPush(n int32) {
-	o.lruPrev[n], o.lruNext[n] = o.lruTail, -1
+type lruLink struct{ prev, next int32 }
+
+// lruPush appends n, linked at t.
+func (o *Orchestrator) lruPush(n int32, t int64) {
+	o.lru[n] = lruLink{prev: o.lruTail, next: -1}
 	if o.lruTail >= 0 {
-		o.lruNext[o.lruTail] = n
+		o.lru[o.lruTail].next = n
 	} else {
 		o.lruHead = n
 	}
 	o.lruTail = n
 	o.nodes[n].flags |= flagInLRU
+	o.nodes[n].linked = t
 }
 
 func (o *Orchestrator) lruRemove(n int32) {
 	if o.nodes[n].flags&flagInLRU == 0 {
 		return
 	}
-	p, x := o.lruPrev[n], o.lruNext[n]
-	if p >= 0 {
-		o.lruNext[p] = x
+	l := o.lru[n]
+	if l.prev >= 0 {
+		o.lru[l.prev].next = l.next
 	} else {
-		o.lruHead = x
+		o.lruHead = l.next
 	}
-	if x >= 0 {
-		o.lruPrev[x] = p
+	if l.next >= 0 {
+		o.lru[l.next].prev = l.prev
 	} else {
-		o.lruTail = p
+		o.lruTail = l.prev
 	}
 	o.nodes[n].flags &^= flagInLRU
 }
 
-// lruTouch moves n to the tail: it was just heard.
-func (o *Orchestrator) lruTouch(n int32) {
+// lruTouch moves n to the tail, linked at t.
+func (o *Orchestrator) lruTouch(n int32, t int64) {
 	if o.lruTail == n {
+		o.nodes[n].linked = t
 		return
 	}
 	o.lruRemove(n)
-	o.lruPush(n)
+	o.lruPush(n, t)
 }
