@@ -7,8 +7,9 @@
 // handed to the instance's [Store] when the store asks for records. The
 // in-memory store ([NewMemStore]) asks for none and costs nothing; a
 // persisting, replicating store asks for all of them and ships them to disk
-// and to the backup replica. Services are written once against Map and
-// Array and do not know which store they run on.
+// and to the backup replica (package collections/durable, described in
+// docs/collections.md). Services are written once against Map and Array
+// and do not know which store they run on.
 //
 // Records and snapshots use the codecs given when a collection is created,
 // so keys and values cross the wire in a stable, explicit encoding:

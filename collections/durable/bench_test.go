@@ -25,15 +25,28 @@ func BenchmarkCommit(b *testing.B) {
 		for _, sync := range []bool{true, false} {
 			for _, writers := range []int{1, 8, 64} {
 				name := fmt.Sprintf("backup=%v/fsync=%v/writers=%d", backup, sync, writers)
-				b.Run(name, func(b *testing.B) { benchCommit(b, writers, !sync, backup) })
+				b.Run(name, func(b *testing.B) {
+					benchCommit(b, writers, Options{NoSync: !sync, CompactBytes: -1}, backup)
+				})
 			}
 		}
 	}
 }
 
-func benchCommit(b *testing.B, writers int, noSync, backup bool) {
+// BenchmarkCommitMaxDelay shows what Options.MaxDelay does to group
+// commit with fsync on: bigger batches, at the price of the delay.
+func BenchmarkCommitMaxDelay(b *testing.B) {
+	for _, d := range []time.Duration{0, 500 * time.Microsecond, 2 * time.Millisecond} {
+		for _, writers := range []int{8, 64} {
+			b.Run(fmt.Sprintf("delay=%v/writers=%d", d, writers), func(b *testing.B) {
+				benchCommit(b, writers, Options{MaxDelay: d, CompactBytes: -1}, false)
+			})
+		}
+	}
+}
+
+func benchCommit(b *testing.B, writers int, opts Options, backup bool) {
 	dir := b.TempDir()
-	opts := Options{NoSync: noSync, CompactBytes: -1}
 	st, k := startKV(b, filepath.Join(dir, "p.db"), opts)
 	defer st.Close()
 	if backup {
