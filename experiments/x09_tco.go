@@ -8,6 +8,7 @@ import (
 	"gonum.org/v1/plot"
 
 	"github.com/e3-platform/e3/hwmodel"
+	"github.com/e3-platform/e3/placement"
 )
 
 var _ = register(&Experiment{
@@ -36,6 +37,8 @@ type x9Cell struct {
 	Pt      point
 	CostUSD float64
 	Err     string
+	// Assign is the placement the knee was found with (X12 reuses it).
+	Assign placement.Assignment
 }
 
 type x9Result struct {
@@ -76,6 +79,7 @@ func runClusters(o *Options, id string, apps, clusters []string) ([][]x9Cell, er
 			return nil
 		}
 		cells[i][c].Pt = pointOf(k.Offered, k.Knee)
+		cells[i][c].Assign = k.Knee.Apps[0].Assignment
 		return nil
 	})
 	return cells, err

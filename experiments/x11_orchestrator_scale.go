@@ -54,8 +54,8 @@ type x11Point struct {
 	// Median and Max over the timed periods: the median, because other
 	// work on a shared machine lands in a few periods.
 	Median, Max time.Duration
-	Migrations                    int // ordered in the timed periods
-	Observed                      uint64
+	Migrations  int // ordered in the timed periods
+	Observed    uint64
 }
 
 type x11Result struct {
