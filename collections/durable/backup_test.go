@@ -35,7 +35,7 @@ func TestEveryAcknowledgedWriteIsAtTheBackup(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := uint64(1); i <= 100; i++ {
+			for i := uint64(1); i <= 50; i++ {
 				key := w<<32 | i
 				k.set(key, i)
 				if err := st.Sync(context.Background()); err != nil {

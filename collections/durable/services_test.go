@@ -131,7 +131,7 @@ func TestServicesOnDurableStores(t *testing.T) {
 					mustSync(t, in.st)
 				}
 			}
-			run(in, 300)
+			run(in, 200)
 			if handled == 0 {
 				t.Fatal("no request handled")
 			}
