@@ -337,9 +337,11 @@ func (s *Server) handleDeploy(w http.ResponseWriter, r *http.Request, body []byt
 	}
 	resp := pl.response(req.RPS, req.Seed, req.Algo)
 	if len(pl.res.Unplaced) > 0 {
-		writeJSON(w, http.StatusUnprocessableEntity, ErrorBody{Code: "unplaceable",
-			Error:   fmt.Sprintf("%s was not deployed: %d of %d instances fit nowhere; first: %s", a.Name, len(resp.Unplaced), len(resp.Instances), resp.Unplaced[0]),
-			Details: resp.Unplaced})
+		msg := fmt.Sprintf("%s was not deployed: %d of %d instances fit nowhere; first: %s", a.Name, len(resp.Unplaced), len(resp.Instances), resp.Unplaced[0])
+		if len(pl.masked) > 0 {
+			msg += fmt.Sprintf(" (%d of %d nodes were not considered, having no live agent: %s)", len(pl.masked), l.topo.NumNodes(), strings.Join(pl.masked, ", "))
+		}
+		writeJSON(w, http.StatusUnprocessableEntity, ErrorBody{Code: "unplaceable", Error: msg, Details: resp.Unplaced})
 		return
 	}
 	res, err := s.propose(&Command{Op: OpDeploy, Deploy: &DeployCmd{File: req.File, Spec: req.Spec, RPS: req.RPS, Seed: req.Seed, Algo: req.Algo, Instances: pl.placements()}})
@@ -703,6 +705,13 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request, body []b
 	}
 	var id int
 	s.fsm.Read(func(st *State) { id = st.Nodes[cmd.Node].ID })
+	// Registering is a sign of life: the node counts as heard (and, if
+	// its server had been failed, comes back).
+	s.lmu.Lock()
+	if l := s.lead; l != nil {
+		s.fsm.Read(func(st *State) { _ = l.heartbeat(s.now(), topology.NodeID(id), &HeartbeatRequest{Node: cmd.Node}, st) })
+	}
+	s.lmu.Unlock()
 	s.log.Info("agent registered", "node", cmd.Node, "addr", cmd.Addr)
 	writeJSON(w, http.StatusOK, RegisterResponse{Node: cmd.Node, ID: id, Cluster: cluster, Epoch: res.Epoch,
 		HeartbeatMs: s.cfg.HeartbeatPeriod.Milliseconds(), FailureTimeoutMs: s.cfg.FailureTimeout.Milliseconds(), Leader: s.api})

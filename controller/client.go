@@ -43,7 +43,14 @@ type APIError struct {
 // Error names the status and the server's message.
 func (e *APIError) Error() string {
 	if len(e.Details) > 1 {
-		return fmt.Sprintf("controller: %d %s: %s\n  %s", e.Status, e.Code, e.ErrorBody.Error, strings.Join(e.Details, "\n  "))
+		// Enough to act on; the JSON answer has them all.
+		const show = 10
+		det := e.Details
+		more := ""
+		if len(det) > show {
+			det, more = det[:show], fmt.Sprintf("\n  ... and %d more", len(e.Details)-show)
+		}
+		return fmt.Sprintf("controller: %d %s: %s\n  %s%s", e.Status, e.Code, e.ErrorBody.Error, strings.Join(det, "\n  "), more)
 	}
 	return fmt.Sprintf("controller: %d %s: %s", e.Status, e.Code, e.ErrorBody.Error)
 }
@@ -81,8 +88,11 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	var last error
 	for attempt := 0; ; attempt++ {
 		i := int(c.next.Load()) % len(c.Endpoints)
-		err := c.once(ctx, hc, baseURL(c.Endpoints[i])+path, method, body, out)
+		leader, err := c.once(ctx, hc, baseURL(c.Endpoints[i])+path, method, body, out)
 		if err == nil {
+			// Talk to the leader directly next time: followers forward
+			// writes, at the cost of a hop.
+			c.prefer(leader)
 			return nil
 		}
 		last = err
@@ -91,13 +101,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		case errors.As(err, &ae) && ae.Status == http.StatusServiceUnavailable:
 			// No leader, or it changed: if the answer names the leader
 			// and we know it, go there; otherwise wait and retry.
-			if ae.Leader != "" {
-				for k, ep := range c.Endpoints {
-					if strings.TrimPrefix(strings.TrimPrefix(ep, "http://"), "https://") == ae.Leader {
-						c.next.Store(uint32(k))
-					}
-				}
-			}
+			c.prefer(ae.Leader)
 		case errors.As(err, &ae):
 			return err // a real answer: not ours to retry
 		case ctx.Err() != nil:
@@ -118,14 +122,29 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 }
 
-func (c *Client) once(ctx context.Context, hc *http.Client, u, method string, body []byte, out any) error {
+// prefer makes the endpoint that is the leader's API address (if listed)
+// the next one tried.
+func (c *Client) prefer(leader string) {
+	if leader == "" {
+		return
+	}
+	for k, ep := range c.Endpoints {
+		if strings.TrimPrefix(strings.TrimPrefix(ep, "http://"), "https://") == leader {
+			c.next.Store(uint32(k))
+			return
+		}
+	}
+}
+
+// once sends one request; it returns the leader the answer named.
+func (c *Client) once(ctx context.Context, hc *http.Client, u, method string, body []byte, out any) (string, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -135,12 +154,13 @@ func (c *Client) once(ctx context.Context, hc *http.Client, u, method string, bo
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer resp.Body.Close()
+	leader := resp.Header.Get(HeaderLeader)
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return err
+		return leader, err
 	}
 	if resp.StatusCode/100 != 2 {
 		ae := &APIError{Status: resp.StatusCode}
@@ -148,17 +168,17 @@ func (c *Client) once(ctx context.Context, hc *http.Client, u, method string, bo
 			ae.ErrorBody = ErrorBody{Error: strings.TrimSpace(string(b)), Code: http.StatusText(resp.StatusCode)}
 		}
 		if ae.Leader == "" {
-			ae.Leader = resp.Header.Get(HeaderLeader)
+			ae.Leader = leader
 		}
-		return ae
+		return leader, ae
 	}
 	if out == nil {
-		return nil
+		return leader, nil
 	}
 	if err := json.Unmarshal(b, out); err != nil {
-		return fmt.Errorf("controller: %s %s: decoding the answer: %w", method, u, err)
+		return leader, fmt.Errorf("controller: %s %s: decoding the answer: %w", method, u, err)
 	}
-	return nil
+	return leader, nil
 }
 
 // Deploy deploys an application (POST /v1/apps).

@@ -452,10 +452,22 @@ func (s *Server) teardown() error {
 func (s *Server) leadership() {
 	defer s.wg.Done()
 	ch := s.raft.LeaderCh()
+	// A leader whose duties failed (a commit timed out, the state refused
+	// a decision it could not rebuild from) takes office again rather
+	// than sit as a raft leader that serves nobody.
+	recheck := time.NewTicker(500 * time.Millisecond)
+	defer recheck.Stop()
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
+		case <-recheck.C:
+			if s.raft.State() == raft.Leader && !s.IsLeader() {
+				if err := s.takeOffice(); err != nil {
+					s.log.Warn("could not take office as leader", "err", err)
+					s.stepDown()
+				}
+			}
 		case isLeader := <-ch:
 			if isLeader {
 				s.met.leaderChanges.Inc()
