@@ -80,7 +80,14 @@ type AppWorkload struct {
 	app     *app.App
 	sources []*app.Node
 	gens    []service.Generator
-	patch   []bool    // write the key into Event.Key for this source
+	patch   []bool // write the key into Event.Key for this source
+	// enrich holds generators of the event services downstream of the
+	// sources; see [AppWorkload.Next].
+	enrich  []service.Generator
+	size    int
+	scratch []byte
+	enc     []byte
+	ev, ex  service.Event
 	cum     []float64 // cumulative mix weights, last is 1
 	keys    Keys
 	rng     *rand.Rand
@@ -142,6 +149,20 @@ func NewAppWorkload(a *app.App, opt AppOptions) (*AppWorkload, error) {
 		w.cum[i] /= total
 	}
 	w.cum[len(w.cum)-1] = 1
+	w.size = size
+	if !opt.RawPayload {
+		isSource := map[*app.Node]bool{}
+		for _, n := range srcs {
+			isSource[n] = true
+		}
+		for j, n := range a.Nodes() {
+			d := n.Descriptor
+			if isSource[n] || d == nil || d.Family != service.FamilyEvent || d.NewGenerator == nil {
+				continue
+			}
+			w.enrich = append(w.enrich, d.NewGenerator(opt.Seed^int64(splitmix(uint64(j)+1<<32)), size))
+		}
+	}
 	return w, nil
 }
 
@@ -167,9 +188,55 @@ func (w *AppWorkload) Next(dst []byte) ([]byte, uint64, int) {
 	req, _ := w.gens[i].Next(dst)
 	key := w.keys.Key(w.rng)
 	if w.patch[i] {
+		req = w.enrichEvent(req)
 		setEventKey(req, key)
 	}
 	return req, key, i
+}
+
+// enrichEvent fills the parts of a source's event that downstream services
+// need and the source's generator leaves empty. An application's request is
+// one event that flows through every stage, and each stage reads its own
+// fields: a data hub's gateway event carries a reading and credentials, but
+// its classifier further down needs a feature vector, and a log search
+// stage needs query text. Features and Text are taken from the downstream
+// services' own generators when the event lacks them; the event is
+// re-encoded and padded to the request size.
+func (w *AppWorkload) enrichEvent(req []byte) []byte {
+	if len(w.enrich) == 0 || service.DecodeEvent(req, &w.ev) != nil {
+		return req
+	}
+	changed := false
+	for _, g := range w.enrich {
+		if len(w.ev.Features) > 0 && len(w.ev.Text) > 0 {
+			break
+		}
+		w.scratch, _ = g.Next(w.scratch[:0])
+		if service.DecodeEvent(w.scratch, &w.ex) != nil {
+			continue
+		}
+		if len(w.ev.Features) == 0 && len(w.ex.Features) > 0 {
+			w.ev.Features, changed = w.ex.Features, true
+		}
+		if len(w.ev.Text) == 0 && len(w.ex.Text) > 0 {
+			w.ev.Text, changed = w.ex.Text, true
+		}
+		if changed {
+			// The parts alias w.scratch and req: encode before the next
+			// generator call overwrites the scratch.
+			var err error
+			w.enc, err = service.AppendEvent(w.enc[:0], &w.ev, w.size)
+			if err != nil {
+				return req
+			}
+			req = append(req[:0], w.enc...)
+			if service.DecodeEvent(req, &w.ev) != nil {
+				return req
+			}
+			changed = false
+		}
+	}
+	return req
 }
 
 // setEventKey writes key into an encoded event's Key field; a payload that

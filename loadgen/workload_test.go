@@ -271,3 +271,45 @@ func TestForService(t *testing.T) {
 		t.Error("descriptor without a generator accepted")
 	}
 }
+
+// TestAppWorkloadEnrichesEvents checks that an application's request carries
+// what its downstream stages read: IOT-DH's gateway events reach a k-NN
+// classifier that needs a feature vector; RTA-SHM's counter events reach a
+// BM25 search stage that needs query text.
+func TestAppWorkloadEnrichesEvents(t *testing.T) {
+	for _, tc := range []struct {
+		app      string
+		features bool
+		text     bool
+	}{{"iot-dh", true, false}, {"rta-shm", false, true}} {
+		a, err := app.Builtin(tc.app, services.Registry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := NewAppWorkload(a, AppOptions{Seed: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf []byte
+		for range 50 {
+			req, key, _ := w.Next(buf)
+			buf = req
+			var ev service.Event
+			if err := service.DecodeEvent(req, &ev); err != nil {
+				t.Fatalf("%s: %v", tc.app, err)
+			}
+			if ev.Key != key {
+				t.Fatalf("%s: event key %d, routing key %d", tc.app, ev.Key, key)
+			}
+			if tc.features && ev.NumFeatures() == 0 {
+				t.Fatalf("%s: event without features", tc.app)
+			}
+			if tc.text && len(ev.Text) == 0 {
+				t.Fatalf("%s: event without text", tc.app)
+			}
+			if len(req) < a.Workload.RequestSize {
+				t.Fatalf("%s: %d-byte request, want at least %d", tc.app, len(req), a.Workload.RequestSize)
+			}
+		}
+	}
+}

@@ -9,16 +9,6 @@ import (
 	"github.com/e3-platform/e3/app"
 )
 
-// knownBroken lists built-in applications whose requests cannot all be
-// served today, and why. IOT-DH's gateway passes on the reading it
-// authenticated, and the KNN stage downstream wants 16 features that the
-// reading does not carry (earlier the KVS refused the observe event):
-// the application spec or the services must change (reported to the
-// lead).
-var knownBroken = map[string]string{
-	"IOT-DH": "gateway readings reach KNN without features",
-}
-
 // TestRunAllApps runs `e3 run` for every built-in application on
 // 3xType1-SmartNIC with the 3xBeefy baseline, short measurements, and
 // checks that both clusters report in JSON with the documented keys and
@@ -42,17 +32,6 @@ func TestRunAllApps(t *testing.T) {
 			if !ok {
 				t.Fatalf("no baseline: %s", out.String())
 			}
-			if why, broken := knownBroken[name]; broken {
-				// Both clusters must still report, with requests failing;
-				// once the application works, this exception has to go.
-				for _, r := range []map[string]any{doc, base} {
-					if r["error_rate"].(float64) == 0 {
-						t.Errorf("%s on %s serves every request now (it was broken: %s); remove it from knownBroken", name, r["cluster"], why)
-					}
-					t.Logf("%s on %s: %.0f%% of requests fail (%s): %v", name, r["cluster"], 100*r["error_rate"].(float64), why, r["first_error"])
-				}
-				return
-			}
 			for _, r := range []map[string]any{doc, base} {
 				for _, k := range []string{"app", "cluster", "on_smartnic", "on_host", "throughput_rps", "latency_avg_us", "latency_p99_us", "power_w", "rpj"} {
 					if _, ok := r[k]; !ok {
@@ -61,6 +40,9 @@ func TestRunAllApps(t *testing.T) {
 				}
 				if r["throughput_rps"].(float64) <= 0 || r["latency_avg_us"].(float64) <= 0 || r["power_w"].(float64) <= 0 || r["rpj"].(float64) <= 0 {
 					t.Errorf("%s: figures %v", r["cluster"], r)
+				}
+				if e, _ := r["error_rate"].(float64); e > 0.01 {
+					t.Errorf("%s: %.1f%% of requests failed: %v", r["cluster"], 100*e, r["first_error"])
 				}
 				if r["latency_p99_us"].(float64) < r["latency_avg_us"].(float64)*0.5 {
 					t.Errorf("%s: p99 %v below the average %v", r["cluster"], r["latency_p99_us"], r["latency_avg_us"])
