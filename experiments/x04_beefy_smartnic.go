@@ -66,7 +66,9 @@ func runX4(o Options) (Result, error) {
 		if err != nil {
 			return err
 		}
-		res.classes[i/2] = string(a.Class)
+		if c == 0 {
+			res.classes[i/2] = string(a.Class)
+		}
 		k, err := appKnee(&o, res.clusters[c], a, nil)
 		if err != nil {
 			return fmt.Errorf("X4 %s on %s: %w", name, res.clusters[c], err)
