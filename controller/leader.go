@@ -97,6 +97,7 @@ func (s *Server) takeOffice() error {
 		s.lead.cancel()
 	}
 	s.lead = l
+	s.leading.Store(true)
 	s.wg.Add(1)
 	go s.failoverLoop(l)
 	s.log.Info("took office as leader", "apps", len(l.slots))
@@ -119,6 +120,7 @@ func (s *Server) stepDown() {
 	if s.lead != nil {
 		s.lead.cancel()
 		s.lead = nil
+		s.leading.Store(false)
 		s.log.Info("stepped down")
 	}
 }

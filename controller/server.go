@@ -233,8 +233,9 @@ type Server struct {
 
 	// lmu serialises the leader's decisions: placement and the proposal
 	// of its result, heartbeats into the orchestrator, failover rounds.
-	lmu  sync.Mutex
-	lead *leader // nil unless this replica leads and is ready
+	lmu     sync.Mutex
+	lead    *leader     // nil unless this replica leads and is ready
+	leading atomic.Bool // lead != nil, for readers that must not wait on lmu
 
 	// epochCh is closed and replaced whenever the routing epoch changes,
 	// for GET /v1/routes?wait=.
@@ -385,11 +386,7 @@ func (s *Server) ID() string { return s.cfg.ID }
 
 // IsLeader reports whether this replica leads and has taken office (its
 // orchestrator is ready).
-func (s *Server) IsLeader() bool {
-	s.lmu.Lock()
-	defer s.lmu.Unlock()
-	return s.lead != nil
-}
+func (s *Server) IsLeader() bool { return s.leading.Load() }
 
 // Raft exposes the raft node, for status and tests.
 func (s *Server) Raft() *raft.Raft { return s.raft }
