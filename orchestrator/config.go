@@ -42,8 +42,9 @@ const (
 	// show an instance overloaded.
 	DefaultOverloadHeartbeats = 3
 	// DefaultMinExecCount is the fewest requests a sample must cover to be
-	// used: means of a handful of requests are noise.
-	DefaultMinExecCount = 16
+	// used: means of a handful of requests are noise (1,280 requests a
+	// second at the default period).
+	DefaultMinExecCount = 64
 	// DefaultNodeCoolDown is how long after a migration off a node
 	// completes (or after an alert about it) the node is left alone, so
 	// the effect of the last move shows before the next.
@@ -108,7 +109,7 @@ type Config struct {
 	// OverloadHeartbeats is the consecutive heartbeats an overload must
 	// hold. Default 3.
 	OverloadHeartbeats int
-	// MinExecCount: samples of fewer requests are ignored. Default 16.
+	// MinExecCount: samples of fewer requests are ignored. Default 64.
 	MinExecCount int
 
 	// NodeCoolDown and InstanceCoolDown: see the defaults.

@@ -64,7 +64,13 @@ func (o *Orchestrator) touch(batch [][]byte) {
 		if n := binary.LittleEndian.Uint32(b); n < nn {
 			acc += o.nodes[n].seq
 		}
+		// An agent's instances were mostly deployed together, so their
+		// states are near one another: the first and the last sample's
+		// cover the few cache lines between.
 		if i := binary.LittleEndian.Uint32(b[HeartbeatCoreSize:]); i < ni {
+			acc += o.inst[i].samples
+		}
+		if i := binary.LittleEndian.Uint32(b[len(b)-ExecSampleSize:]); i < ni {
 			acc += o.inst[i].samples
 		}
 	}
