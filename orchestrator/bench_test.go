@@ -104,6 +104,25 @@ func BenchmarkX11Instances(b *testing.B) {
 	}
 }
 
+// BenchmarkX11Arrival puts the batched ingest at 50,000 servers beside
+// its references in one run: one heartbeat at a time, and heartbeats
+// arriving in node order (the caches' best case).
+func BenchmarkX11Arrival(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		o    ScaleOptions
+	}{
+		{"batched", ScaleOptions{}},
+		{"unbatched", ScaleOptions{Unbatched: true}},
+		{"in-order", ScaleOptions{InOrder: true}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			c.o.Servers, c.o.Seed = 50000, 1
+			benchScale(b, c.o)
+		})
+	}
+}
+
 // BenchmarkDecideQuiet is Decide with nothing to do: its cost must not
 // grow with the cluster.
 func BenchmarkDecideQuiet(b *testing.B) {

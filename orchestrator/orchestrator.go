@@ -286,7 +286,7 @@ func (o *Orchestrator) Instance(i InstanceID) (InstanceInfo, bool) {
 	}, true
 }
 
-// InstancesOn yields the instances on node n, most recently placed first.
+// InstancesOn returns the instances on node n in ID order.
 func (o *Orchestrator) InstancesOn(n topology.NodeID) []InstanceID {
 	var out []InstanceID
 	for i := o.instHead[n]; i != NoInstance; i = o.links[i].next {

@@ -36,6 +36,12 @@ type ScaleOptions struct {
 	// Seed drives the order heartbeats arrive in and which SmartNICs
 	// starve.
 	Seed uint64
+	// InOrder delivers the heartbeats in node order instead of a random
+	// one: the best case for the caches, as a point of reference.
+	InOrder bool
+	// Unbatched ingests with ObservePayload one heartbeat at a time
+	// instead of ObserveBatch, as a point of reference.
+	Unbatched bool
 	// Clock is read around each phase; the caller passes a monotonic
 	// clock or, on a shared machine, the thread's CPU clock. Required:
 	// the package reads no clock of its own.
@@ -182,10 +188,12 @@ func NewScale(o ScaleOptions) (*Scale, error) {
 		s.nodeOf = append(s.nodeOf, n)
 		s.bytes += len(b)
 	}
-	s.rng.Shuffle(len(s.payloads), func(a, b int) {
-		s.payloads[a], s.payloads[b] = s.payloads[b], s.payloads[a]
-		s.nodeOf[a], s.nodeOf[b] = s.nodeOf[b], s.nodeOf[a]
-	})
+	if !o.InOrder {
+		s.rng.Shuffle(len(s.payloads), func(a, b int) {
+			s.payloads[a], s.payloads[b] = s.payloads[b], s.payloads[a]
+			s.nodeOf[a], s.nodeOf[b] = s.nodeOf[b], s.nodeOf[a]
+		})
+	}
 	// A receiver reads datagrams into consecutive buffers (recvmmsg), so
 	// the payloads of one period lie one after the other in memory, in
 	// the order they arrived.
@@ -256,9 +264,17 @@ func (s *Scale) Period() (ingest, decide time.Duration, migrations int, err erro
 	}
 
 	t0 := s.opts.Clock()
-	for lo := 0; lo < len(s.payloads); lo += scaleBatch {
-		if err := o.ObserveBatch(s.now, s.payloads[lo:min(lo+scaleBatch, len(s.payloads))]); err != nil {
-			return 0, 0, 0, err
+	if s.opts.Unbatched {
+		for _, b := range s.payloads {
+			if err := o.ObservePayload(s.now, b); err != nil {
+				return 0, 0, 0, err
+			}
+		}
+	} else {
+		for lo := 0; lo < len(s.payloads); lo += scaleBatch {
+			if err := o.ObserveBatch(s.now, s.payloads[lo:min(lo+scaleBatch, len(s.payloads))]); err != nil {
+				return 0, 0, 0, err
+			}
 		}
 	}
 	t1 := s.opts.Clock()
