@@ -13,9 +13,10 @@ import (
 // to do.
 type ActionKind uint8
 
-// The actions, in the order Decide emits them within one call: failures
-// and their consequences first, then returning nodes, retries of what was
-// left unplaced, the detectors' migrations, and last the routes.
+// The actions. Within one Decide, failures and their consequences come
+// first (including migrations that relieve a node a promotion overloaded),
+// then returning nodes and what waited for them, the detectors'
+// migrations, and last the routes.
 const (
 	// ServerFailed: Node's server (the host and its SmartNICs, one fault
 	// domain) is declared failed. Its instances are gone; the actions
@@ -136,6 +137,7 @@ type Skip uint8
 
 // The reasons to skip an instance.
 const (
+	// SkipNone: nothing was passed over.
 	SkipNone Skip = iota
 	// SkipNotMigratable: its service cannot migrate (SQL).
 	SkipNotMigratable
@@ -147,6 +149,7 @@ const (
 
 var skipNames = [...]string{"", "not migratable", "cooling down", "no destination"}
 
+// String returns the reason in words, e.g. "not migratable".
 func (s Skip) String() string {
 	if int(s) < len(skipNames) {
 		return skipNames[s]

@@ -14,7 +14,10 @@
 // finished, mean execution time). [Heartbeat.Decode] parses one without
 // allocating; [Orchestrator.ObservePayload] decodes and ingests in O(1)
 // per heartbeat plus O(1) per sample, on dense arrays indexed by node and
-// instance.
+// instance, and [Orchestrator.ObserveBatch] does a receive batch at a time,
+// overlapping the cache misses of heartbeats that arrive in no useful
+// order. [Reporter] is the agent's side: cumulative counters in,
+// per-period heartbeats out.
 //
 // # Detection
 //
@@ -34,16 +37,20 @@
 // Failure: a node not heard for longer than FailureTimeout (500 ms) fails
 // with its whole server, the fault domain. Its migrations are aborted (and
 // redone elsewhere if only the destination died), backups of its primaries
-// are promoted, lost backups are re-created on other servers from the
-// primaries, primaries without a surviving backup are placed afresh, and
-// the routes are published at a new epoch.
+// are promoted (and moved on if the promotion overloads their node), lost
+// backups are re-created on other servers from the primaries, primaries
+// without a surviving backup are placed afresh, what fits nowhere waits for
+// capacity, and the routes are published at a new epoch.
+//
+// The scenario files in testdata show every decision with its timing and
+// reason; [RunScale] is the scale experiment X11.
 //
 // # Use
 //
 //	o, err := orchestrator.New(orchestrator.Config{Load: load}, now)
 //	ids, err := o.Deploy(problem, result)   // placed on o.Load()
 //	...
-//	o.ObservePayload(now, payload)          // for every heartbeat
+//	o.ObserveBatch(now, payloads)           // heartbeats as they arrive
 //	for _, a := range o.Decide(now) {       // every period
 //		carryOut(a)                         // Migrate, Promote, ...
 //		log.Print(o.Describe(a))            // the action and its reason
