@@ -206,13 +206,23 @@ func (rs *replicas) converge(d time.Duration) []string {
 				ok = ok && (s == nil || s.Raft().AppliedIndex() >= target)
 			}
 			if ok {
+				// Commands may still be arriving (a new leader taking
+				// office records itself): return only identical states,
+				// and try again otherwise.
 				var out []string
 				for i, s := range rs.servers {
 					if s != nil {
 						out = append(out, rs.stateOf(i))
 					}
 				}
-				return out
+				same := true
+				for _, st := range out {
+					same = same && st == out[0]
+				}
+				if same || time.Now().After(deadline) {
+					return out
+				}
+				target = 0
 			}
 		}
 		if time.Now().After(deadline) {

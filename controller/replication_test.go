@@ -195,7 +195,7 @@ func TestPartitionedMinority(t *testing.T) {
 	states := rs.converge(10 * time.Second)
 	for i := 1; i < len(states); i++ {
 		if states[i] != states[0] {
-			t.Fatal("states differ after healing")
+			t.Fatalf("states differ after healing: %s", firstDiff(states[0], states[i]))
 		}
 	}
 	var st State
