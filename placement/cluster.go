@@ -369,12 +369,14 @@ type need struct{ hostCores, nicCores, mem float64 }
 // so rounding never hides a node that fits.
 const indexSlack = 1e-6
 
+// A zero need passes whatever the bounds, as the checkers let it: a node
+// overcommitted by a promotion still takes an instance that needs nothing.
 func (q *need) host(b *freeBounds) bool {
-	return b.hostCores+indexSlack >= q.hostCores && b.hostMem+indexSlack >= q.mem
+	return (q.hostCores == 0 || b.hostCores+indexSlack >= q.hostCores) && (q.mem == 0 || b.hostMem+indexSlack >= q.mem)
 }
 
 func (q *need) nic(b *freeBounds) bool {
-	return b.nicCores+indexSlack >= q.nicCores && b.nicMem+indexSlack >= q.mem
+	return (q.nicCores == 0 || b.nicCores+indexSlack >= q.nicCores) && (q.mem == 0 || b.nicMem+indexSlack >= q.mem)
 }
 
 // first returns the first server in [lo, hi) that may fit q, or -1.

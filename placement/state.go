@@ -238,8 +238,11 @@ func (s *State) need(i InstanceID) need {
 func (s *State) mayFit(i InstanceID, n topology.NodeID) bool {
 	u := &s.p.load.use[n]
 	in := &s.p.instances[i]
-	return s.c.capCores[n]-u.Cores+indexSlack >= s.p.needCores(i, n) &&
-		s.c.capMem[n]-u.MemoryMB+indexSlack >= in.MemoryMB
+	// A zero need fits anywhere, as the checkers say, even on a node whose
+	// free capacity went negative (a promoted backup can overcommit one).
+	cores := s.p.needCores(i, n)
+	return (cores == 0 || s.c.capCores[n]-u.Cores+indexSlack >= cores) &&
+		(in.MemoryMB == 0 || s.c.capMem[n]-u.MemoryMB+indexSlack >= in.MemoryMB)
 }
 
 // LevelCandidates yields, in ID order, the nodes at level l as seen from
