@@ -235,3 +235,14 @@ func pct(f float64) string {
 
 // nanF is NaN, for missing values in figures.
 var nanF = math.NaN()
+
+// lat formats a latency for prose: µs below 10 ms, ms below 10 s, else s.
+func lat(d time.Duration) string {
+	switch {
+	case d < 10*time.Millisecond:
+		return fmt.Sprintf("%.0f µs", us(d))
+	case d < 10*time.Second:
+		return fmt.Sprintf("%.0f ms", float64(d)/1e6)
+	}
+	return fmt.Sprintf("%.1f s", d.Seconds())
+}

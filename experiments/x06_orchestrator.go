@@ -270,12 +270,12 @@ func (r *x6Result) Notes() []string {
 		done := func(q point) float64 { return 100 * q.Throughput / r.offered[i] }
 		if len(r.moved[i]) == 0 {
 			if done(p) >= 99 {
-				notes = append(notes, fmt.Sprintf("%s: SmartNICs packed by memory (%d of %d primaries) carry the load without help: %.0f %% completes, p99 %.0f µs, %.0f RPJ against %.0f with HCM's placement.",
-					name, r.onNIC[i], r.primaries[i], done(p), us(p.P99), p.RPJ, h.RPJ))
+				notes = append(notes, fmt.Sprintf("%s: SmartNICs packed by memory (%d of %d primaries) carry the load without help: %.0f %% completes, p99 %s, %.0f RPJ against %.0f with HCM's placement.",
+					name, r.onNIC[i], r.primaries[i], done(p), lat(p.P99), p.RPJ, h.RPJ))
 			} else {
 				inert = append(inert, name)
-				notes = append(notes, fmt.Sprintf("%s: the packed SmartNICs are overloaded (%.0f %% of the offered load completes, p99 %.0f µs) and the orchestrator orders nothing (see below).",
-					name, done(p), us(p.P99)))
+				notes = append(notes, fmt.Sprintf("%s: the packed SmartNICs are overloaded (%.0f %% of the offered load completes, p99 %s) and the orchestrator orders nothing (see below).",
+					name, done(p), lat(p.P99)))
 			}
 			continue
 		}
@@ -291,8 +291,12 @@ func (r *x6Result) Notes() []string {
 		for _, s := range order {
 			moved = append(moved, fmt.Sprintf("%d %s", svc[s], s))
 		}
-		notes = append(notes, fmt.Sprintf("%s: packed, %.0f %% of the offered load completes (p99 %.0f µs, %.0f RPJ); the orchestrator migrates %s to hosts, after which %.0f %% completes (p99 %.0f µs, %.0f RPJ; HCM's placement %.0f RPJ).",
-			name, done(p), us(p.P99), p.RPJ, strings.Join(moved, ", "), done(w), us(w.P99), w.RPJ, h.RPJ))
+		drain := ""
+		if done(w) > 100.5 {
+			drain = " (above 100 %: requests queued before the migrations drain in the window)"
+		}
+		notes = append(notes, fmt.Sprintf("%s: packed, %.0f %% of the offered load completes (p99 %s, %.0f RPJ); the orchestrator migrates %s to hosts, after which %.0f %% completes%s (p99 %s, %.0f RPJ; HCM's placement %.0f RPJ, p99 %s).",
+			name, done(p), lat(p.P99), p.RPJ, strings.Join(moved, ", "), done(w), drain, lat(w.P99), w.RPJ, h.RPJ, lat(h.P99)))
 	}
 	if len(inert) > 0 {
 		notes = append(notes, fmt.Sprintf("Why the orchestrator does nothing for %s: their packed SmartNICs hold every instance that takes traffic, so no packet for a host queues at a "+

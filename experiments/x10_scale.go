@@ -222,7 +222,7 @@ func (r *x10Result) Notes() []string {
 		if x.Err != "" || x.Samples == 0 {
 			continue
 		}
-		s += fmt.Sprintf(" The %s takes %.1f ms (%.0fx HCM's mean).", r.algos[k], ms(x.Mean), ratio(float64(x.Mean), float64(h.Mean)))
+		s += fmt.Sprintf(" The %s takes %.1f ms (%.0fx HCM's mean).", placerName(r.algos[k]), ms(x.Mean), ratio(float64(x.Mean), float64(h.Mean)))
 	}
 	return []string{s}
 }
