@@ -416,7 +416,7 @@ func TestStopAndCancelRealClock(t *testing.T) {
 	tg := &asyncTarget{delay: 20 * time.Microsecond, drop: func(k uint64) bool { return k%10 == 0 }}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()
-	s, err := ClosedLoop{Options: Options{Target: tg, Workload: echoWorkload(7), Timeout: 5 * time.Millisecond},
+	s, err := ClosedLoop{Options: Options{Target: tg, Workload: echoWorkload(7), Timeout: 200 * time.Millisecond},
 		Outstanding: 8}.Run(ctx)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err %v, want the context's", err)

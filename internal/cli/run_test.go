@@ -17,6 +17,9 @@ func TestRunAllApps(t *testing.T) {
 	if testing.Short() {
 		t.Skip("emulates 16 clusters")
 	}
+	if raceEnabled {
+		t.Skip("the race detector slows the emulation several times over; CI runs this test without -race")
+	}
 	for _, name := range app.BuiltinNames() {
 		t.Run(name, func(t *testing.T) {
 			var out, errb bytes.Buffer
