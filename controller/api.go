@@ -655,7 +655,9 @@ func (s *Server) handleRoutes(w http.ResponseWriter, r *http.Request, _ []byte) 
 		defer deadline.Stop()
 		for {
 			ch := s.epochWait()
-			if s.epoch.Load() > after {
+			var cur uint64
+			s.fsm.Read(func(st *State) { cur = st.Epoch })
+			if cur > after {
 				break
 			}
 			select {

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	goruntime "runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -47,12 +48,13 @@ func benchReplicas(b *testing.B, n int) *replicas {
 
 // BenchmarkCommit measures replicated commands (an agent re-registering
 // at a new address: a state change and an event) from proposal to
-// application on the leader: one at a time, and 16 at once, which raft
+// application on the leader: one at a time, and many at once, which raft
 // batches into one log write and one fsync per replica.
 func BenchmarkCommit(b *testing.B) {
 	for _, n := range []int{1, 3} {
 		for _, par := range []int{1, 16} {
-			b.Run(fmt.Sprintf("replicas=%d/concurrent=%d", n, par), func(b *testing.B) {
+			// RunParallel runs GOMAXPROCS x par proposers.
+			b.Run(fmt.Sprintf("replicas=%d/proposers=%d", n, par*goruntime.GOMAXPROCS(0)), func(b *testing.B) {
 				rs := benchReplicas(b, n)
 				s := rs.servers[0]
 				var port atomic.Int64
@@ -72,7 +74,6 @@ func BenchmarkCommit(b *testing.B) {
 					}
 					return
 				}
-				// RunParallel runs GOMAXPROCS*par goroutines.
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
 						run()

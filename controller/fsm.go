@@ -24,8 +24,10 @@ type FSM struct {
 	mu sync.RWMutex
 	st *State
 	// onApply, if set, is called after every command, outside the lock,
-	// with the command and its result (for metrics and notifications).
-	onApply func(*Command, ApplyResult)
+	// with the command and its result (for metrics and notifications);
+	// onRestore after a snapshot replaced the state.
+	onApply   func(*Command, ApplyResult)
+	onRestore func()
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -87,6 +89,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.mu.Lock()
 	f.st = st
 	f.mu.Unlock()
+	if f.onRestore != nil {
+		f.onRestore()
+	}
 	return nil
 }
 

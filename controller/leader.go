@@ -301,7 +301,10 @@ func (pl *plan) response(rps float64, seed uint64, algo string) *PlanResponse {
 		}
 		pi := PlacedInstance{App: pl.a.Name, Instance: pc.Instance, Service: in.Service, Role: role, Node: pc.Node, Level: pc.Level, Explanation: pc.Explanation}
 		if n := pl.res.Assignment[i]; n >= 0 {
-			pi.Kind = t.Node(n).Kind.String()
+			pi.Kind = RoleHost
+			if t.Node(n).Kind == topology.SmartNIC {
+				pi.Kind = RoleSmartNIC
+			}
 		}
 		r.Instances = append(r.Instances, pi)
 	}
@@ -547,13 +550,20 @@ func (l *leader) translate(st *State, acts []orchestrator.Action) (*FailoverCmd,
 			}
 			a2 := st.App(ref.app)
 			pslot := a2.Instances()[ref.slot].Primary.Index
-			old := l.slots[ref.app][pslot]
 			primaryName := st.Apps[ref.app].Instances[pslot].Instance
-			f.Changes = append(f.Changes,
-				InstanceChange{App: ref.app, Instance: primaryName, Kind: ChangePromote, Node: name(a.To), PromotedFrom: inst, Reason: ev.Message},
-				InstanceChange{App: ref.app, Instance: inst, Kind: ChangeUnplaced, Node: "", Reason: "its replica became the primary; a new backup follows"})
-			l.slots[ref.app][pslot], l.slots[ref.app][ref.slot] = a.Instance, old
-			l.refs[a.Instance], l.refs[old] = slotRef{ref.app, pslot}, slotRef{ref.app, ref.slot}
+			if pslot == ref.slot {
+				// The orchestrator's backups always sit in backup slots
+				// (promotions swap them); if that ever breaks, record the
+				// move without a swap rather than lose the instance.
+				f.Changes = append(f.Changes, InstanceChange{App: ref.app, Instance: inst, Kind: ChangeReplace, Node: name(a.To), Reason: ev.Message})
+			} else {
+				old := l.slots[ref.app][pslot]
+				f.Changes = append(f.Changes,
+					InstanceChange{App: ref.app, Instance: primaryName, Kind: ChangePromote, Node: name(a.To), PromotedFrom: inst, Reason: ev.Message},
+					InstanceChange{App: ref.app, Instance: inst, Kind: ChangeUnplaced, Node: "", Reason: "its replica became the primary; a new backup follows"})
+				l.slots[ref.app][pslot], l.slots[ref.app][ref.slot] = a.Instance, old
+				l.refs[a.Instance], l.refs[old] = slotRef{ref.app, pslot}, slotRef{ref.app, ref.slot}
+			}
 			ev.App, ev.Instance, ev.From, ev.To = ref.app, primaryName, name(a.From), name(a.To)
 		case orchestrator.Replace, orchestrator.CreateBackup, orchestrator.Place, orchestrator.Unplaced:
 			ref, inst, ok := slotName(a.Instance)

@@ -264,6 +264,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.met = newMetrics(s)
 	s.fsm.onApply = s.applied
+	s.fsm.onRestore = s.restored
 	ok := false
 	defer func() {
 		if !ok {
@@ -519,6 +520,18 @@ func (s *Server) applied(c *Command, res ApplyResult) {
 		s.epochCh = make(chan struct{})
 		s.epochMu.Unlock()
 	}
+}
+
+// restored wakes routing-table waiters after a snapshot replaced the
+// state (on restart, or sent by the leader to a lagging follower).
+func (s *Server) restored() {
+	var e uint64
+	s.fsm.Read(func(st *State) { e = st.Epoch })
+	s.epoch.Store(e)
+	s.epochMu.Lock()
+	close(s.epochCh)
+	s.epochCh = make(chan struct{})
+	s.epochMu.Unlock()
 }
 
 // epochWait returns a channel closed at the next epoch change.

@@ -45,11 +45,12 @@ type DeployRequest struct {
 // PlacedInstance is one instance in a deploy or plan answer and in
 // GET /v1/placements.
 type PlacedInstance struct {
-	App          string `json:"app"`
-	Instance     string `json:"instance"`
-	Service      string `json:"service"`
-	Role         string `json:"role"`
-	Node         string `json:"node"`
+	App      string `json:"app"`
+	Instance string `json:"instance"`
+	Service  string `json:"service"`
+	Role     string `json:"role"`
+	Node     string `json:"node"`
+	// Kind is the node's role, host or smartnic.
 	Kind         string `json:"kind,omitempty"`
 	Level        string `json:"level,omitempty"`
 	PromotedFrom string `json:"promoted_from,omitempty"`
@@ -278,11 +279,13 @@ func routesOf(s *State) *Routes {
 }
 
 // Table converts the wire routing table into the runtime's, parsing each
-// application's spec through cat (services.Registry()). An application
-// with an instance that has no node (failover could not place it yet)
-// cannot be expressed in a runtime.Table, which requires every instance
-// placed; it is left out and named in skipped, so its requests fail
-// rather than go to a wrong node.
+// application's spec through cat (services.Registry()). A runtime.Table
+// requires every instance placed, so instances that failover could not
+// place yet are mapped as follows: a backup without a node is put with its
+// shard's primary (requests never go to backups, and the shard keeps
+// serving without its spare); an application with a primary without a node
+// is left out and named in skipped, so that its requests fail rather than
+// go to a wrong node.
 func (r *Routes) Table(t *topology.Topology, cat app.Catalog) (tab *runtime.Table, skipped []string, err error) {
 	tab = &runtime.Table{Epoch: r.Epoch, Addrs: make([]netip.AddrPort, t.NumNodes())}
 	for _, n := range r.Nodes {
@@ -309,12 +312,20 @@ apps:
 			return nil, nil, fmt.Errorf("controller: routes epoch %d: app %s: %d instance routes for %d instances", r.Epoch, ra.Name, len(ra.Instances), len(a.Instances()))
 		}
 		nodes := make([]topology.NodeID, len(ra.Instances))
+		insts := a.Instances()
 		for i, in := range ra.Instances {
-			if in.Node == "" {
+			if in.Instance != insts[i].ID {
+				return nil, nil, fmt.Errorf("controller: routes epoch %d: app %s: route %d is for %s, the application's instance %d is %s", r.Epoch, ra.Name, i, in.Instance, i, insts[i].ID)
+			}
+			node := in.Node
+			if node == "" && !insts[i].IsPrimary() {
+				node = ra.Instances[insts[i].Primary.Index].Node
+			}
+			if node == "" {
 				skipped = append(skipped, ra.Name)
 				continue apps
 			}
-			id, err := t.Lookup(in.Node)
+			id, err := t.Lookup(node)
 			if err != nil {
 				return nil, nil, fmt.Errorf("controller: routes epoch %d: app %s instance %s: %w", r.Epoch, ra.Name, in.Instance, err)
 			}
