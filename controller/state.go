@@ -560,13 +560,17 @@ func (s *State) applyFailover(c *Command) ([]uint64, error) {
 		s.Migrations[m.ID] = &mm
 		ids = append(ids, m.ID)
 	}
-	if f.Publish {
+	// Routing tables list the migrations in flight (agents start a move
+	// when a table lists it and call it off when one drops it), so a new
+	// or ended migration is a new table too.
+	publish := f.Publish || len(f.Migrations) > 0 || len(f.Aborted) > 0
+	if publish {
 		s.Epoch++
 	}
 	for _, e := range f.Events {
 		s.event(c.At, e)
 	}
-	if f.Publish {
+	if publish {
 		s.event(c.At, Event{Kind: "routes", Message: fmt.Sprintf("routes published at epoch %d", s.Epoch)})
 	}
 	return ids, nil
@@ -583,8 +587,11 @@ func (s *State) applyMigrationEnd(c *Command) error {
 	}
 	delete(s.Migrations, m.ID)
 	if !m.OK {
+		// The table without the move calls it off: the source resumes,
+		// the destination drops its copy.
+		s.Epoch++
 		s.event(c.At, Event{Kind: "migration-failed", App: rec.App, Instance: rec.Instance, From: rec.From, To: rec.To,
-			Message: fmt.Sprintf("migration m%d of %s/%s %s -> %s failed: %s", m.ID, rec.App, rec.Instance, rec.From, rec.To, m.Why)})
+			Message: fmt.Sprintf("migration m%d of %s/%s %s -> %s failed: %s; called off at epoch %d", m.ID, rec.App, rec.Instance, rec.From, rec.To, m.Why, s.Epoch)})
 		return nil
 	}
 	r, i, err := s.slot(rec.App, rec.Instance)

@@ -227,6 +227,18 @@ func TestFailoverAndMigration(t *testing.T) {
 	if s.Apps["tiny"].Instances[4].Node != "r0/s1/nic0" || len(s.Migrations) != 0 || s.Epoch != e+2 {
 		t.Fatalf("after migration: %+v, %d in flight, epoch %d", s.Apps["tiny"].Instances[4], len(s.Migrations), s.Epoch)
 	}
+	// A migration started alone is a new table (it lists the move); one
+	// that fails is another (the move is dropped, the instance stays).
+	e = s.Epoch
+	res = mustApply(t, s, 15, &Command{Op: OpFailover, At: 750, Failover: &FailoverCmd{
+		Migrations: []MigrationRecord{{App: "tiny", Instance: "topk.0", From: "r0/s1/nic0", To: "r0/s2/host", Reason: "overload"}}}})
+	if res.Epoch != e+1 || res.Migrations[0] != 2 {
+		t.Fatalf("migration start: %+v, want epoch %d and migration 2", res, e+1)
+	}
+	mustApply(t, s, 16, &Command{Op: OpMigrationEnd, At: 760, MigrationEnd: &MigrationEndCmd{ID: 2, Why: "destination refused"}})
+	if s.Apps["tiny"].Instances[4].Node != "r0/s1/nic0" || len(s.Migrations) != 0 || s.Epoch != e+2 {
+		t.Fatalf("after a failed migration: %+v, %d in flight, epoch %d (want %d)", s.Apps["tiny"].Instances[4], len(s.Migrations), s.Epoch, e+2)
+	}
 	mustApply(t, s, 14, &Command{Op: OpFailover, At: 800, Failover: &FailoverCmd{Rejoined: []string{"r0/s0/host"}}})
 	if s.Nodes["r0/s0/host"].Failed {
 		t.Fatal("rejoined node still failed")
