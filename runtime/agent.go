@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/e3-platform/e3/collections/durable"
 	"github.com/e3-platform/e3/hwmodel"
 	"github.com/e3-platform/e3/service"
 	"github.com/e3-platform/e3/topology"
@@ -72,6 +73,25 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Logger receives the agent's logs; nil discards them.
 	Logger *slog.Logger
+
+	// DataDir, if set, is where instances of stateful services keep their
+	// state: a durable store (bbolt file) per instance, replicated to the
+	// instance's backup, which the agent then runs too (see state.go).
+	// Empty keeps state in memory, as services run in tests and sim.
+	DataDir string
+	// Durable tunes the stores (fsync, commit delay, replication
+	// timeout); the agent sets Quiesce and OnBackupLost itself.
+	Durable durable.Options
+	// Recover makes the first table applied after the agent started
+	// recover the instances it places here from their files in DataDir
+	// (an agent restarted after a crash). Instances placed here later
+	// start from empty state: a file left from an earlier life may be
+	// stale.
+	Recover bool
+	// MigrationTimeout bounds a migration source's drain and shipping
+	// (real time; default DefaultMigrationTimeout). When it passes, the
+	// source serves the instance again and reports the move failed.
+	MigrationTimeout time.Duration
 }
 
 // Emulation describes emulated hardware. All times here are emulated
@@ -163,7 +183,12 @@ type Agent struct {
 	coarse atomic.Int64
 	reg    *prometheus.Registry
 
-	lifeMu sync.Mutex // serialises Apply, lifecycle calls and Close
+	lifeMu  sync.Mutex // serialises Apply, lifecycle calls and Close
+	applied bool       // a table was applied since the agent started
+
+	ctl   *control
+	migMu sync.Mutex
+	migs  map[uint64]*migration // migrations the table in force lists, by id
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -229,6 +254,12 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.MigrationTimeout == 0 {
+		cfg.MigrationTimeout = DefaultMigrationTimeout
+	}
+	if cfg.MigrationTimeout < 0 {
+		return nil, fmt.Errorf("runtime: MigrationTimeout %v: want a positive duration", cfg.MigrationTimeout)
+	}
 	a := &Agent{
 		cfg:       cfg,
 		topo:      t,
@@ -242,6 +273,8 @@ func New(cfg Config) (*Agent, error) {
 		tracked:   map[*transport.Channel]bool{},
 		hostLinks: make([]*transport.HostPort, t.NumNodes()),
 		ing:       newIngress(),
+		ctl:       newControl(),
+		migs:      map[uint64]*migration{},
 	}
 	if !a.isNIC {
 		srv := t.Server(nd.Server)
@@ -336,7 +369,9 @@ func (a *Agent) Start() {
 
 // Close stops the agent: it fails the requests still in flight (their
 // clients get an error), stops every goroutine, closes the sockets and
-// host links, and closes the instances that hold resources.
+// host links, and closes the instances that hold resources. State files
+// stay (a restarted agent recovers from them), except those of
+// migrations this agent was the destination of, which were never routed.
 func (a *Agent) Close() error {
 	a.lifeMu.Lock()
 	defer a.lifeMu.Unlock()
@@ -370,7 +405,19 @@ func (a *Agent) Close() error {
 				in.stop()
 			}
 		}
+		for _, bi := range as.backups {
+			if bi != nil {
+				bi.close(false)
+			}
+		}
+		for _, m := range as.incoming {
+			if m != nil && as.local[m.mv.Instance] != m.in {
+				m.in.stopAndFree(true)
+			}
+		}
 	}
+	// Held messages of instances that never resumed are dropped; their
+	// requests failed above.
 	return err
 }
 
@@ -457,6 +504,8 @@ func (a *Agent) acceptLoop() {
 				a.peers[n].Store(ch)
 			}
 			a.trackLocked(ch, fromPeer, n)
+		case ControlChannelID:
+			a.acceptControl(ch)
 		default:
 			a.log.Warn("channel with an unknown id", "peer", ch.Peer(), "id", ch.ID())
 			ch.Close()

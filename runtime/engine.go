@@ -72,10 +72,10 @@ func (a *Agent) dispatchOn(m *msg, inline *worker) {
 	if dst != a.self {
 		if fresh && !(a.isNIC && dst == a.host) {
 			// A client reached a node that neither runs the instance nor
-			// is the SmartNIC in front of its host: the client's table is
-			// out of date.
-			a.reject(m, "runtime: instance "+instanceName(as, m.h.Instance)+" does not run on "+a.Name())
-			return
+			// is the SmartNIC in front of its host: its table is out of
+			// date (the instance moved). This node becomes the request's
+			// ingress and passes it on, so the request is not lost.
+			a.admit(m)
 		}
 		a.forward(m, dst)
 		return
@@ -89,6 +89,9 @@ func (a *Agent) dispatchOn(m *msg, inline *worker) {
 		}
 		if fresh {
 			a.admit(m)
+		}
+		if !in.enter(m) {
+			return // held while the instance migrates or compacts
 		}
 		in.bytesIn.Add(uint64(len(m.b)))
 		if inline != nil {
@@ -187,9 +190,7 @@ func (a *Agent) schedule(m *msg) {
 		a.workers[k].in.push(m)
 		return
 	}
-	st := a.state.Load()
-	in := st.apps[m.h.App].local[m.h.Instance]
-	a.pace.occupy(m, in.demand)
+	a.pace.occupy(m, m.inst.demand)
 	a.workers[m.core].in.push(m)
 }
 
@@ -487,13 +488,10 @@ func (w *worker) run() {
 // handle runs the handler of m's instance and routes what it emitted.
 func (w *worker) handle(m *msg) {
 	a := w.a
-	st := a.state.Load()
-	var in *instance
-	if int(m.h.App) < len(st.apps) && st.apps[m.h.App] != nil {
-		in = st.apps[m.h.App].local[m.h.Instance]
-	}
-	if in == nil || in.state.Load() == stateStopped {
-		a.sendError(m.h, "runtime: instance "+instanceName(st.apps[m.h.App], m.h.Instance)+" stopped on "+a.Name(), m.finish)
+	in := m.inst // set when the message entered the instance
+	if in.state.Load() == stateStopped {
+		in.exit()
+		a.sendError(m.h, "runtime: instance "+in.inst.ID+" stopped on "+a.Name(), m.finish)
 		putMsg(m)
 		return
 	}
@@ -530,13 +528,23 @@ func (w *worker) handle(m *msg) {
 		emaUpdate(&in.execEMA, float64(in.demand))
 		emaUpdate(&in.sojEMA, float64(m.finish-m.due))
 	}
+	if err == nil && in.store != nil && in.store.LSN() > in.store.DurableLSN() {
+		// The barrier: what the handler wrote must be on disk and at the
+		// backup before anything it emits leaves or its request is
+		// answered. (It waits for every earlier record of the instance,
+		// so no reply reveals a write that could still be lost.)
+		err = in.store.Sync(a.ctx)
+		m.finish += in.replRTT.Load()
+	}
 	if err != nil {
 		in.errs.Add(1)
 		a.sendError(m.h, "runtime: "+in.inst.ID+": "+err.Error(), m.finish)
+		in.exit()
 		putMsg(m)
 		return
 	}
 	w.route(in, m)
+	in.exit()
 	putMsg(m)
 }
 

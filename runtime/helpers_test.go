@@ -2,13 +2,17 @@ package runtime
 
 import (
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/e3-platform/e3/app"
+	"github.com/e3-platform/e3/collections/durable"
 	"github.com/e3-platform/e3/hwmodel"
 	"github.com/e3-platform/e3/services"
 	"github.com/e3-platform/e3/topology"
@@ -25,10 +29,17 @@ type testCluster struct {
 	client *Client
 	emu    *Emulation
 
-	mu      sync.Mutex
-	replies map[uint64]int
-	errs    map[uint64]string
-	done    chan uint64
+	mu       sync.Mutex
+	replies  map[uint64]int
+	errs     map[uint64]string
+	payloads map[uint64][]byte
+	waiters  map[uint64]chan reply
+	done     chan uint64
+}
+
+type reply struct {
+	payload []byte
+	err     error
 }
 
 type clusterOpts struct {
@@ -40,6 +51,11 @@ type clusterOpts struct {
 	cores   int
 	epCfg   transport.EndpointConfig
 	ctrl    Controller
+	// dataDir, if set, gives every agent a state directory under it
+	// (durable stores, fsync off unless durableOpts says otherwise).
+	dataDir     string
+	durableOpts *durable.Options
+	migTimeout  time.Duration
 }
 
 func newTestCluster(t *testing.T, o clusterOpts) *testCluster {
@@ -57,7 +73,7 @@ func newTestCluster(t *testing.T, o clusterOpts) *testCluster {
 	}
 	nw := transport.NewNetwork(nil, rand.New(rand.NewPCG(o.seed, 7)))
 	nw.SetDefaultLink(o.link)
-	tc := &testCluster{t: t, topo: topo, net: nw, emu: o.emu, replies: map[uint64]int{}, errs: map[uint64]string{}, done: make(chan uint64, 1<<16)}
+	tc := &testCluster{t: t, topo: topo, net: nw, emu: o.emu, replies: map[uint64]int{}, errs: map[uint64]string{}, payloads: map[uint64][]byte{}, waiters: map[uint64]chan reply{}, done: make(chan uint64, 1<<16)}
 	addrs := make([]netip.AddrPort, topo.NumNodes())
 	for n := range topo.Nodes() {
 		conn, err := nw.Listen(netip.MustParseAddrPort(fmt.Sprintf("10.0.0.%d:7000", n+1)))
@@ -68,8 +84,19 @@ func newTestCluster(t *testing.T, o clusterOpts) *testCluster {
 		if topo.Node(n).Kind == topology.SmartNIC {
 			kind = hwmodel.CnMIPS64
 		}
-		a, err := New(Config{Node: n, Topology: topo, CoreKind: kind, Cores: o.cores, Registry: services.Registry(), Conn: conn,
-			Endpoint: o.epCfg, Emulation: o.emu, RequestTimeout: o.timeout, Controller: o.ctrl})
+		cfg := Config{Node: n, Topology: topo, CoreKind: kind, Cores: o.cores, Registry: services.Registry(), Conn: conn,
+			Endpoint: o.epCfg, Emulation: o.emu, RequestTimeout: o.timeout, Controller: o.ctrl, MigrationTimeout: o.migTimeout}
+		if os.Getenv("E3_TEST_LOG") != "" {
+			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		}
+		if o.dataDir != "" {
+			cfg.DataDir = filepath.Join(o.dataDir, safeName(topo.Name(n)))
+			cfg.Durable = durable.Options{NoSync: true}
+			if o.durableOpts != nil {
+				cfg.Durable = *o.durableOpts
+			}
+		}
+		a, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -119,7 +146,14 @@ func (tc *testCluster) onReply(id uint64, payload []byte, err error, at int64) {
 	if err != nil {
 		tc.errs[id] = err.Error()
 	}
+	tc.payloads[id] = append([]byte(nil), payload...)
+	w := tc.waiters[id]
+	delete(tc.waiters, id)
 	tc.mu.Unlock()
+	if w != nil {
+		w <- reply{payload: append([]byte(nil), payload...), err: err}
+		return
+	}
 	tc.done <- id
 }
 

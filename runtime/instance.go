@@ -3,14 +3,16 @@ package runtime
 import (
 	"fmt"
 	"math"
+	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/e3-platform/e3/app"
 	"github.com/e3-platform/e3/collections"
+	"github.com/e3-platform/e3/collections/durable"
 	"github.com/e3-platform/e3/hwmodel"
 	"github.com/e3-platform/e3/service"
 	"github.com/e3-platform/e3/topology"
+	"github.com/e3-platform/e3/transport"
 )
 
 // Instance lifecycle states.
@@ -24,6 +26,7 @@ const (
 
 // instance is one microservice instance on this node.
 type instance struct {
+	a      *Agent
 	app    *appState
 	inst   *app.Instance
 	h      service.Handler
@@ -31,6 +34,30 @@ type instance struct {
 	state  atomic.Int32
 	// rr is the round-robin position per outgoing edge of the node.
 	rr []atomic.Uint32
+
+	// State: a durable store (with its file) or the in-memory store, or
+	// neither for a stateless service.
+	store *durable.Store
+	path  string
+	mem   *collections.MemStore
+	// backup is the instance's first backup replica, which its store
+	// replicates to (nil: none); replRTT the emulated round trip to its
+	// node, which the barrier adds to a writing request.
+	backup     *app.Instance
+	replRTT    atomic.Int64
+	replicated atomic.Bool // a backup is attached
+	seeds      atomic.Uint64
+	seedMu     sync.Mutex
+	seeding    bool
+
+	// Holding (migration, compaction): active counts messages that
+	// entered and have not finished; while holds > 0 new messages wait in
+	// held.
+	active  atomic.Int64
+	holding atomic.Bool
+	holdMu  sync.Mutex
+	holds   int
+	held    []*msg
 
 	// statistics
 	msgs     atomic.Uint64
@@ -63,12 +90,17 @@ func emaUpdate(v *atomic.Uint64, sample float64) {
 	}
 }
 
+// stop stops the instance: its handler's resources and its store are
+// closed (the file stays; see stopAndFree).
 func (in *instance) stop() {
 	if in.state.Swap(stateStopped) == stateStopped {
 		return
 	}
-	if c, ok := in.h.(service.Closer); ok {
-		c.Close()
+	closeHandler(in.h)
+	if in.store != nil {
+		if err := in.store.Close(); err != nil {
+			in.a.log.Warn("closing an instance's store", "instance", in.inst.ID, "err", err)
+		}
 	}
 }
 
@@ -76,6 +108,11 @@ func (in *instance) stop() {
 type appState struct {
 	route *AppRoute
 	local []*instance // by instance index; nil if not on this node
+	// backups are the backup replicas held here, by instance index.
+	backups []*backupInst
+	// incoming are instances prepared here as a migration's destination,
+	// by instance index; not routed until the move commits.
+	incoming []*migration
 }
 
 func (as *appState) nodeOf(i uint32) topology.NodeID {
@@ -100,11 +137,16 @@ func (a *Agent) demandOf(svc string) int64 {
 	return int64(d * 1e9)
 }
 
-// Apply installs routing table t: it refuses a table whose epoch is not
-// newer than the current one ([ErrStaleEpoch]); it creates the instances t
-// puts on this node that are not running yet (service.Descriptor.New with a
-// fresh in-memory store), and stops the ones t moved away or removed. The
-// data path switches to t at once.
+// Apply installs routing table t. It refuses a table whose epoch is not
+// newer than the current one ([ErrStaleEpoch]). It creates the instances
+// t puts on this node that do not run here yet: recovered from their
+// state files on the first table after the agent started, if
+// Config.Recover is set; promoted from a backup held here, if the shard's
+// primary comes to the node of its backup; otherwise on fresh state. It
+// creates the backup replicas t puts here (with Config.DataDir), carries
+// out the moves t lists or no longer lists (see [Move]), and stops the
+// instances t moved away or removed, deleting their state files. The data
+// path switches to t at once.
 func (a *Agent) Apply(t *Table) error {
 	a.lifeMu.Lock()
 	defer a.lifeMu.Unlock()
@@ -118,104 +160,360 @@ func (a *Agent) Apply(t *Table) error {
 	if err := t.validate(a.topo); err != nil {
 		return err
 	}
+	recovering := a.cfg.Recover && !a.applied
+	type key struct{ app, inst uint32 }
+	moves := map[key]Move{}
+	for _, mv := range t.Moves {
+		moves[key{mv.App, mv.Instance}] = mv
+	}
 	st := &agentState{table: t}
-	var created []*instance
+	var (
+		created   []*instance
+		createdB  []*backupInst
+		createdIn []*migration
+		adopted   = map[*migration]bool{}
+		promoted  = map[*backupInst]bool{}
+	)
+	undo := func() {
+		for _, in := range created {
+			in.stop()
+		}
+		for _, bi := range createdB {
+			bi.close(false)
+		}
+		for _, m := range createdIn {
+			m.in.stopAndFree(true)
+		}
+	}
 	for ri := range t.Apps {
 		r := &t.Apps[ri]
 		if r.ID >= 1<<16 {
+			undo()
 			return fmt.Errorf("runtime: table epoch %d: app id %d, want below 65536", t.Epoch, r.ID)
 		}
 		for int(r.ID) >= len(st.apps) {
 			st.apps = append(st.apps, nil)
 		}
-		as := &appState{route: r, local: make([]*instance, len(r.Nodes))}
+		n := len(r.Nodes)
+		as := &appState{route: r, local: make([]*instance, n), backups: make([]*backupInst, n), incoming: make([]*migration, n)}
 		st.apps[r.ID] = as
 		var prev *appState
-		if int(r.ID) < len(old.apps) {
+		if int(r.ID) < len(old.apps) && old.apps[r.ID] != nil && sameApp(old.apps[r.ID].route.App, r.App) {
 			prev = old.apps[r.ID]
 		}
-		for i, n := range r.Nodes {
-			if n != a.self {
-				continue
-			}
-			ai := r.App.Instances()[i]
+		insts := r.App.Instances()
+		fail := func(err error) error {
+			undo()
+			return fmt.Errorf("runtime: %s: app %s: %w", a.Name(), r.App.Name, err)
+		}
+		for i, nd := range r.Nodes {
+			ai := insts[i]
 			if !ai.IsPrimary() {
-				// A backup takes no traffic, only its primary's state
-				// updates; until the replicated store replicates, it needs
-				// no running instance here (placement still reserves its
-				// memory).
-				continue
-			}
-			if prev != nil && prev.route.App == r.App && prev.local[i] != nil && prev.local[i].state.Load() != stateStopped {
-				in := prev.local[i]
-				as.local[i] = in
-				continue
-			}
-			in, err := a.newInstance(as, ai, r.Seed)
-			if err != nil {
-				for _, c := range created {
-					c.stop()
+				if nd != a.self || !a.durableOn(ai) {
+					continue
 				}
-				return fmt.Errorf("runtime: %s: app %s: %w", a.Name(), r.App.Name, err)
+				if prev != nil && prev.backups[i] != nil && !prev.backups[i].isClosed() {
+					as.backups[i] = prev.backups[i]
+					continue
+				}
+				bi, err := a.newBackup(r.App, ai, instanceSeed(r.App, ai.Primary, r.Seed), !recovering)
+				if err != nil {
+					return fail(err)
+				}
+				as.backups[i] = bi
+				createdB = append(createdB, bi)
+				continue
+			}
+			if mv, ok := moves[key{r.ID, uint32(i)}]; ok && mv.To == a.self {
+				if prev != nil && prev.incoming[i] != nil && prev.incoming[i].mv.ID == mv.ID {
+					as.incoming[i] = prev.incoming[i]
+				} else {
+					m, err := a.startIn(mv, as)
+					if err != nil {
+						return fail(err)
+					}
+					as.incoming[i] = m
+					createdIn = append(createdIn, m)
+				}
+			}
+			if nd != a.self {
+				continue
+			}
+			if prev != nil && prev.local[i] != nil && prev.local[i].state.Load() != stateStopped {
+				as.local[i] = prev.local[i]
+				continue
+			}
+			if prev != nil && prev.incoming[i] != nil && as.incoming[i] == nil {
+				// The move to here committed: route to the restored copy.
+				m := prev.incoming[i]
+				as.local[i] = m.in
+				adopted[m] = true
+				continue
+			}
+			if bi := a.backupOf(prev, r, ai); bi != nil {
+				in, err := a.promoteBackup(as, ai, bi)
+				if err != nil {
+					return fail(err)
+				}
+				as.local[i] = in
+				promoted[bi] = true
+				created = append(created, in)
+				continue
+			}
+			in, err := a.newInstance(as, ai, r.Seed, !recovering, true)
+			if err != nil {
+				return fail(err)
 			}
 			as.local[i] = in
 			created = append(created, in)
 		}
 	}
-	// Re-point kept instances at their new app state.
+	// Kept instances keep their app state and instance (the data path
+	// reads them without locks; a kept instance's application has the
+	// same instances and ids); where their backups run may have changed.
 	for _, as := range st.apps {
 		if as == nil {
 			continue
 		}
 		for _, in := range as.local {
 			if in != nil {
-				in.app = as
+				in.replRTT.Store(a.replRTT(as, in))
 			}
 		}
 	}
 	a.state.Store(st)
+	a.applied = true
+
+	// Migrations this table starts, commits or calls off.
+	a.migMu.Lock()
+	var starts []*migration
+	for _, mv := range t.Moves {
+		if a.migs[mv.ID] != nil {
+			continue
+		}
+		as := st.apps[mv.App]
+		switch {
+		case as.incoming[mv.Instance] != nil:
+			a.migs[mv.ID] = as.incoming[mv.Instance]
+		case as.route.Nodes[mv.Instance] == a.self:
+			in := as.local[mv.Instance]
+			m := a.startOut(mv, in)
+			a.migs[mv.ID] = m
+			starts = append(starts, m)
+		}
+	}
+	listed := map[uint64]bool{}
+	for _, mv := range t.Moves {
+		listed[mv.ID] = true
+	}
+	var ended []*migration
+	for id, m := range a.migs {
+		if !listed[id] {
+			ended = append(ended, m)
+			delete(a.migs, id)
+		}
+	}
+	a.migMu.Unlock()
+	outgoing := map[*instance]bool{}
+	for _, m := range ended {
+		switch {
+		case m.role == RoleDestination && adopted[m]:
+			m.commitIn()
+		case m.role == RoleDestination:
+			m.abortIn()
+		case m.routedAway(st):
+			outgoing[m.in] = true
+			m.commitOut()
+		default:
+			m.abortOut()
+		}
+	}
+	for _, m := range starts {
+		outgoing[m.in] = true
+		m.report()
+	}
+	a.migMu.Lock()
+	for _, m := range a.migs {
+		if m.role == RoleSource {
+			outgoing[m.in] = true
+		}
+	}
+	a.migMu.Unlock()
+
 	// Stop what is no longer here.
 	for id, as := range old.apps {
 		if as == nil {
 			continue
 		}
+		var now *appState
+		if id < len(st.apps) {
+			now = st.apps[id]
+		}
 		for i, in := range as.local {
-			if in == nil {
+			if in == nil || outgoing[in] {
 				continue
 			}
-			var now *appState
-			if id < len(st.apps) {
-				now = st.apps[id]
-			}
 			if now == nil || i >= len(now.local) || now.local[i] != in {
-				in.stop()
+				in.stopAndFree(true)
 			}
+		}
+		for i, bi := range as.backups {
+			if bi == nil || promoted[bi] {
+				continue
+			}
+			if now == nil || i >= len(now.backups) || now.backups[i] != bi {
+				bi.close(true)
+			}
+		}
+	}
+	// Backups of new primaries are seeded in the background: their nodes
+	// may get this table after us.
+	for _, in := range created {
+		a.seedBackup(in)
+	}
+	return nil
+}
+
+// routedAway reports whether table state st routes a source migration's
+// instance to another node.
+func (m *migration) routedAway(st *agentState) bool {
+	if int(m.mv.App) >= len(st.apps) || st.apps[m.mv.App] == nil {
+		return false
+	}
+	return st.apps[m.mv.App].nodeOf(m.mv.Instance) != m.a.self
+}
+
+// sameApp reports whether two applications are the same deployment: the
+// same object, or (a controller that decodes every table afresh) the same
+// name, instances and services.
+func sameApp(x, y *app.App) bool {
+	if x == y {
+		return true
+	}
+	if x.Name != y.Name || len(x.Instances()) != len(y.Instances()) {
+		return false
+	}
+	xi, yi := x.Instances(), y.Instances()
+	for i := range xi {
+		if xi[i].ID != yi[i].ID || xi[i].Node.Service != yi[i].Node.Service {
+			return false
+		}
+	}
+	return true
+}
+
+func (a *Agent) durableOn(ai *app.Instance) bool {
+	return a.cfg.DataDir != "" && durableEligible(ai.Node)
+}
+
+// backupOf returns a backup replica of primary ai held here that t no
+// longer places here: the primary came to its backup's node (failover),
+// and the backup's state becomes the primary's.
+func (a *Agent) backupOf(prev *appState, r *AppRoute, ai *app.Instance) *backupInst {
+	if prev == nil {
+		return nil
+	}
+	for _, b := range ai.Backups {
+		if bi := prev.backups[b.Index]; bi != nil && r.Nodes[b.Index] != a.self && !bi.isClosed() {
+			return bi
 		}
 	}
 	return nil
 }
 
-func (a *Agent) newInstance(as *appState, ai *app.Instance, seed int64) (*instance, error) {
+func (bi *backupInst) isClosed() bool {
+	bi.mu.Lock()
+	defer bi.mu.Unlock()
+	return bi.closed
+}
+
+// promoteBackup makes backup bi the primary instance ai.
+func (a *Agent) promoteBackup(as *appState, ai *app.Instance, bi *backupInst) (*instance, error) {
+	in := a.bareInstance(as, ai)
+	in.path = a.statePath(as.route.App, ai)
+	st, h, err := bi.promote(in.path)
+	if err != nil {
+		return nil, fmt.Errorf("instance %s: promoting backup %s: %w", ai.ID, bi.inst.ID, err)
+	}
+	bi.hooks.in.Store(in)
+	in.store, in.h = st, h
+	return in, nil
+}
+
+// replRTT is the emulated round trip from in's node to its backup's, the
+// wait a writing request's barrier adds (0 without a backup or outside
+// emulation): the batch goes to the backup's node and the acknowledgement
+// comes back. The local write overlaps it (the store writes and
+// replicates in parallel), and the backup's own write is not modelled.
+func (a *Agent) replRTT(as *appState, in *instance) int64 {
+	if a.emu == nil || in.store == nil || in.backup == nil {
+		return 0
+	}
+	b := as.nodeOf(uint32(in.backup.Index))
+	if b < 0 || b == a.self {
+		return 0
+	}
+	return int64(a.emu.Latency(a.self, b, replBatchBytes) + a.emu.Latency(b, a.self, transport.HeaderSize+8))
+}
+
+// replBatchBytes is the size the emulated replication round trip assumes
+// for a batch: one record of a few dozen bytes with the batch's framing.
+const replBatchBytes = 128
+
+func (a *Agent) bareInstance(as *appState, ai *app.Instance) *instance {
+	in := &instance{a: a, app: as, inst: ai, demand: a.demandOf(ai.Node.Service), rr: make([]atomic.Uint32, len(ai.Node.Out))}
+	if bs := ai.Backups; len(bs) > 0 {
+		in.backup = bs[0]
+	}
+	return in
+}
+
+// newInstance creates instance ai. With a durable store, fresh starts
+// from an empty file (otherwise the file's state is recovered), and start
+// false leaves the store unstarted, for a migration's destination to
+// Restore into.
+func (a *Agent) newInstance(as *appState, ai *app.Instance, seed int64, fresh, start bool) (*instance, error) {
 	d := ai.Node.Descriptor
 	if d == nil || d.New == nil {
 		return nil, fmt.Errorf("instance %s: service %q cannot be instantiated", ai.ID, ai.Node.Service)
 	}
-	h, err := d.New(service.Env{
+	in := a.bareInstance(as, ai)
+	env := service.Env{
 		Instance: as.route.App.Name + "/" + ai.ID,
 		Config:   ai.Node.Config,
-		Store:    collections.NewMemStore(),
 		Seed:     instanceSeed(as.route.App, ai, seed),
-	})
+	}
+	if a.durableOn(ai) {
+		in.path = a.statePath(as.route.App, ai)
+		hooks := &storeHooks{}
+		hooks.in.Store(in)
+		st, err := a.openStore(as.route.App, ai, in.path, fresh, hooks)
+		if err != nil {
+			return nil, fmt.Errorf("instance %s (%s): %w", ai.ID, ai.Node.Service, err)
+		}
+		env.Store = st
+		h, err := d.New(env)
+		if err == nil && start {
+			err = st.Start()
+			if err != nil {
+				closeHandler(h)
+			}
+		}
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("instance %s (%s): %w", ai.ID, ai.Node.Service, err)
+		}
+		in.store, in.h = st, h
+		return in, nil
+	}
+	mem := collections.NewMemStore()
+	env.Store = mem
+	h, err := d.New(env)
 	if err != nil {
 		return nil, fmt.Errorf("instance %s (%s): %w", ai.ID, ai.Node.Service, err)
 	}
-	return &instance{
-		app:    as,
-		inst:   ai,
-		h:      h,
-		demand: a.demandOf(ai.Node.Service),
-		rr:     make([]atomic.Uint32, len(ai.Node.Out)),
-	}, nil
+	in.mem, in.h = mem, h
+	return in, nil
 }
 
 // instanceSeed derives an instance's Env.Seed from the application's. The
@@ -290,5 +588,3 @@ func (a *Agent) Epoch() uint64 {
 	}
 	return 0
 }
-
-var _ = time.Second

@@ -43,6 +43,9 @@ type msg struct {
 	// sink and token deliver the reply of a Submit'ed request.
 	sink  ReplySink
 	token uint64
+	// inst is the instance the message entered (instance.enter), whose
+	// active count it holds until the handler is done with it.
+	inst *instance
 	// Emulated time (ns since the emulation origin): due is when the
 	// message reaches this node (the header's Timestamp), start and finish
 	// when an emulated core works on it.
@@ -61,6 +64,7 @@ func getMsg() *msg {
 
 func putMsg(m *msg) {
 	m.sink = nil
+	m.inst = nil
 	m.addr = netip.AddrPort{}
 	msgPool.Put(m)
 }

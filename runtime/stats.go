@@ -84,7 +84,13 @@ type Heartbeat struct {
 	// BusyNs is the cumulative core time spent, summed over cores.
 	BusyNs    int64
 	Instances []InstanceStats
+	// Migrations are the migrations the table in force lists that involve
+	// this node (see Move), with their progress.
+	Migrations []MigrationStatus
 }
+
+// InstanceStats returns the figures of every instance running here.
+func (a *Agent) InstanceStats() []InstanceStats { return a.instanceStats(nil) }
 
 // InstanceStats are one instance's figures in a heartbeat.
 type InstanceStats struct {
@@ -99,6 +105,14 @@ type InstanceStats struct {
 	RealMean          time.Duration
 	BytesIn, BytesOut uint64
 	Errors            uint64
+	// Durable is set for an instance on a durable store; LSN is then the
+	// last record it appended and Replicated whether a backup is attached.
+	Durable    bool
+	LSN        uint64
+	Replicated bool
+	// Held is the number of messages held now (a migration or a
+	// compaction in progress).
+	Held int
 }
 
 func (a *Agent) instanceStats(dst []InstanceStats) []InstanceStats {
@@ -118,6 +132,12 @@ func (a *Agent) instanceStats(dst []InstanceStats) []InstanceStats {
 				BytesIn:    in.bytesIn.Load(), BytesOut: in.bytesOut.Load(), Errors: in.errs.Load()}
 			if k := in.timed.Load(); k > 0 {
 				s.RealMean = time.Duration(in.realNs.Load() / k)
+			}
+			if in.store != nil {
+				s.Durable, s.LSN, s.Replicated = true, in.store.LSN(), in.replicated.Load()
+			}
+			if in.holding.Load() {
+				s.Held = in.heldCount()
 			}
 			dst = append(dst, s)
 		}
@@ -150,6 +170,7 @@ func (a *Agent) heartbeatLoop() {
 			hb := &Heartbeat{Node: a.self, Epoch: a.Epoch(), At: at, TMQueueDepth: int(s.tmDepth.Load()),
 				BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load(), BusyNs: s.busyNs.Load()}
 			hb.Instances = a.instanceStats(nil)
+			hb.Migrations = a.Migrations()
 			a.cfg.Controller.Heartbeat(hb)
 		}
 	}

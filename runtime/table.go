@@ -29,6 +29,11 @@ type Table struct {
 	Addrs []netip.AddrPort
 	// Apps are the deployed applications.
 	Apps []AppRoute
+	// Moves are the migrations in progress: each instance is still routed
+	// to the node Apps gives (its source) and is being moved to Move.To.
+	// The table that drops a move commits it if it routes the instance to
+	// Move.To, and calls it off if it keeps the instance where it was.
+	Moves []Move
 }
 
 // AppRoute is one deployed application in a [Table].
@@ -74,6 +79,25 @@ func (t *Table) validate(topo *topology.Topology) error {
 			}
 		}
 	}
+	ids := map[uint64]bool{}
+	for _, mv := range t.Moves {
+		r := t.route(mv.App)
+		switch {
+		case ids[mv.ID]:
+			return fmt.Errorf("runtime: table epoch %d: move %d appears twice", t.Epoch, mv.ID)
+		case r == nil:
+			return fmt.Errorf("runtime: table epoch %d: move %d of app id %d, which the table does not deploy", t.Epoch, mv.ID, mv.App)
+		case int(mv.Instance) >= len(r.Nodes):
+			return fmt.Errorf("runtime: table epoch %d: move %d: app %s has no instance %d", t.Epoch, mv.ID, r.App.Name, mv.Instance)
+		case !r.App.Instances()[mv.Instance].IsPrimary():
+			return fmt.Errorf("runtime: table epoch %d: move %d: %s is a backup; backups are re-seeded where they are placed, not migrated", t.Epoch, mv.ID, r.App.Instances()[mv.Instance].ID)
+		case mv.To < 0 || int(mv.To) >= topo.NumNodes() || !t.Addrs[mv.To].IsValid():
+			return fmt.Errorf("runtime: table epoch %d: move %d of %s to node %d, which has no address", t.Epoch, mv.ID, r.App.Instances()[mv.Instance].ID, mv.To)
+		case mv.To == r.Nodes[mv.Instance]:
+			return fmt.Errorf("runtime: table epoch %d: move %d of %s to %s, where it already runs", t.Epoch, mv.ID, r.App.Instances()[mv.Instance].ID, topo.Name(mv.To))
+		}
+		ids[mv.ID] = true
+	}
 	return nil
 }
 
@@ -85,4 +109,61 @@ func (t *Table) route(id uint32) *AppRoute {
 		}
 	}
 	return nil
+}
+
+// Next returns a copy of t with the next epoch, for a controller to edit
+// and publish: the node slices and the moves are copied, the applications
+// shared.
+func (t *Table) Next() *Table {
+	n := &Table{Epoch: t.Epoch + 1, Addrs: t.Addrs, Apps: make([]AppRoute, len(t.Apps)), Moves: append([]Move(nil), t.Moves...)}
+	for i, r := range t.Apps {
+		r.Nodes = append([]topology.NodeID(nil), r.Nodes...)
+		n.Apps[i] = r
+	}
+	return n
+}
+
+// StartMove returns the table of the next epoch that lists mv: the first
+// step of a migration (see [Move]).
+func (t *Table) StartMove(mv Move) (*Table, error) {
+	n := t.Next()
+	n.Moves = append(n.Moves, mv)
+	r := n.route(mv.App)
+	if r == nil {
+		return nil, fmt.Errorf("runtime: move %d: no app %d in table epoch %d", mv.ID, mv.App, t.Epoch)
+	}
+	return n, nil
+}
+
+// EndMove returns the table of the next epoch without move id: with
+// commit, the moved instance is routed to the move's destination (it
+// runs there from then on); without, it stays where it was (the move is
+// called off).
+func (t *Table) EndMove(id uint64, commit bool) (*Table, error) {
+	n := t.Next()
+	for i, mv := range n.Moves {
+		if mv.ID != id {
+			continue
+		}
+		n.Moves = append(n.Moves[:i], n.Moves[i+1:]...)
+		if commit {
+			r := n.route(mv.App)
+			if r == nil || int(mv.Instance) >= len(r.Nodes) {
+				return nil, fmt.Errorf("runtime: move %d: app %d instance %d not in table epoch %d", id, mv.App, mv.Instance, t.Epoch)
+			}
+			r.Nodes[mv.Instance] = mv.To
+		}
+		return n, nil
+	}
+	return nil, fmt.Errorf("runtime: table epoch %d lists no move %d", t.Epoch, id)
+}
+
+// Move returns the move id the table lists.
+func (t *Table) Move(id uint64) (Move, bool) {
+	for _, mv := range t.Moves {
+		if mv.ID == id {
+			return mv, true
+		}
+	}
+	return Move{}, false
 }
