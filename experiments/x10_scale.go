@@ -82,79 +82,95 @@ func runX10(o Options) (Result, error) {
 		sizes, n, everyA = []int{100, 200}, 400, 100
 		algos = algos[:2]
 	}
-	var mix []placement.ScaleService
-	for _, d := range services.Descriptors() {
-		mix = append(mix, placement.ScaleService{Name: d.Name, MemoryMB: float64(d.MemoryMB), NonMigratable: !d.Migratable})
-	}
 	res := &x10Result{sizes: sizes, n: n, algos: algos, timings: make([][]x10Timing, len(algos))}
 	for k := range algos {
 		res.timings[k] = make([]x10Timing, len(sizes))
 	}
-	h := hcm.New(hcm.Options{})
-	an := annealing.New(annealing.Options{})
-	lp := ilp.New(ilp.Options{})
 	// Timed runs go one at a time: concurrent work would be in the times.
 	for s, size := range sizes {
 		o.step("X10 %d servers", size)
-		runtime.GC()
-		sc, err := placement.NewScale(placement.ScaleOptions{Servers: size, Services: mix, Seed: o.Seed})
+		ts, err := x10Size(o.Seed, size, n, everyA, everyI, algos)
 		if err != nil {
 			return nil, err
 		}
-		rng := rand.New(rand.NewPCG(o.Seed, 0xe3))
-		var th, ta, ti []time.Duration
-		var placedA, placedI int
-		ilpErr := ""
-		for m := range n {
-			p := sc.Next()
-			if len(algos) > 1 && m%everyA == everyA/2 {
-				t0 := time.Now()
-				r, err := an.Place(p, rand.New(rand.NewPCG(o.Seed, uint64(m))))
-				ta = append(ta, time.Since(t0))
-				if err != nil {
-					return nil, fmt.Errorf("X10 annealing, %d servers: %w", size, err)
-				}
-				if len(r.Unplaced) == 0 {
-					placedA++
-				}
-			}
-			if len(algos) > 2 && ilpErr == "" && m%everyI == everyI/2 {
-				t0 := time.Now()
-				r, err := lp.Place(p, nil)
-				d := time.Since(t0)
-				switch {
-				case errors.Is(err, ilp.ErrNoSolver):
-					ilpErr = "cbc not installed (apt-get install coinor-cbc)"
-				case err != nil:
-					return nil, fmt.Errorf("X10 ilp, %d servers: %w", size, err)
-				default:
-					ti = append(ti, d)
-					if len(r.Unplaced) == 0 {
-						placedI++
-					}
-				}
-			}
-			t0 := time.Now()
-			r, err := h.Place(p, rng)
-			th = append(th, time.Since(t0))
-			if err != nil {
-				return nil, fmt.Errorf("X10 hcm, %d servers: %w", size, err)
-			}
-			if err := sc.Commit(p, r); err != nil {
-				return nil, err
-			}
-		}
-		_, placed := sc.Deployed()
-		res.timings[0][s] = summarise(th, placed)
-		if len(algos) > 1 {
-			res.timings[1][s] = summarise(ta, placedA)
-		}
-		if len(algos) > 2 {
-			res.timings[2][s] = summarise(ti, placedI)
-			res.timings[2][s].Err = ilpErr
+		for k := range algos {
+			res.timings[k][s] = ts[k]
 		}
 	}
 	return res, nil
+}
+
+// x10Size deploys n microservices into a fat tree of size servers and
+// times each algorithm of algos (a prefix of hcm, annealing, ilp): HCM on
+// every microservice, the annealing on every everyA-th and the ILP on
+// every everyI-th.
+func x10Size(seed uint64, size, n, everyA, everyI int, algos []string) ([]x10Timing, error) {
+	var mix []placement.ScaleService
+	for _, d := range services.Descriptors() {
+		mix = append(mix, placement.ScaleService{Name: d.Name, MemoryMB: float64(d.MemoryMB), NonMigratable: !d.Migratable})
+	}
+	h := hcm.New(hcm.Options{})
+	an := annealing.New(annealing.Options{})
+	lp := ilp.New(ilp.Options{})
+	runtime.GC()
+	sc, err := placement.NewScale(placement.ScaleOptions{Servers: size, Services: mix, Seed: seed})
+	if err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(seed, 0xe3))
+	var th, ta, ti []time.Duration
+	var placedA, placedI int
+	ilpErr := ""
+	for m := range n {
+		p := sc.Next()
+		if len(algos) > 1 && m%everyA == everyA/2 {
+			t0 := time.Now()
+			r, err := an.Place(p, rand.New(rand.NewPCG(seed, uint64(m))))
+			ta = append(ta, time.Since(t0))
+			if err != nil {
+				return nil, fmt.Errorf("X10 annealing, %d servers: %w", size, err)
+			}
+			if len(r.Unplaced) == 0 {
+				placedA++
+			}
+		}
+		if len(algos) > 2 && ilpErr == "" && m%everyI == everyI/2 {
+			t0 := time.Now()
+			r, err := lp.Place(p, nil)
+			d := time.Since(t0)
+			switch {
+			case errors.Is(err, ilp.ErrNoSolver):
+				ilpErr = "cbc not installed (apt-get install coinor-cbc)"
+			case err != nil:
+				return nil, fmt.Errorf("X10 ilp, %d servers: %w", size, err)
+			default:
+				ti = append(ti, d)
+				if len(r.Unplaced) == 0 {
+					placedI++
+				}
+			}
+		}
+		t0 := time.Now()
+		r, err := h.Place(p, rng)
+		th = append(th, time.Since(t0))
+		if err != nil {
+			return nil, fmt.Errorf("X10 hcm, %d servers: %w", size, err)
+		}
+		if err := sc.Commit(p, r); err != nil {
+			return nil, err
+		}
+	}
+	_, placed := sc.Deployed()
+	out := []x10Timing{summarise(th, placed)}
+	if len(algos) > 1 {
+		out = append(out, summarise(ta, placedA))
+	}
+	if len(algos) > 2 {
+		t := summarise(ti, placedI)
+		t.Err = ilpErr
+		out = append(out, t)
+	}
+	return out, nil
 }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
