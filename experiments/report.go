@@ -14,6 +14,7 @@ import (
 type File struct {
 	// Name is the file's name, e.g. "X4.csv", "X9-cost.png".
 	Name string
+	// Data is its content.
 	Data []byte
 }
 
@@ -93,6 +94,8 @@ func WriteMarkdown(w io.Writer, e *Experiment, r Result) error {
 // Run is one experiment with its result and rendered files, for the
 // report.
 type Run struct {
+	// Experiment is what ran, Result what it produced, Files the result
+	// rendered by [Files].
 	Experiment *Experiment
 	Result     Result
 	Files      []File
