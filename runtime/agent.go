@@ -464,6 +464,24 @@ func (a *Agent) peerChannel(n topology.NodeID) (*transport.Channel, error) {
 	return ch, nil
 }
 
+// forgetPeer closes the channels to node n, so that the next message
+// opens new ones to the address the table in force gives.
+func (a *Agent) forgetPeer(n topology.NodeID) {
+	a.chMu.Lock()
+	ch := a.peers[n].Swap(nil)
+	a.chMu.Unlock()
+	if ch != nil {
+		ch.Close()
+	}
+	a.ctl.mu.Lock()
+	cc := a.ctl.chans[n]
+	delete(a.ctl.chans, n)
+	a.ctl.mu.Unlock()
+	if cc != nil {
+		cc.Close()
+	}
+}
+
 // trackLocked starts a receiver for ch unless one runs; a.chMu held.
 func (a *Agent) trackLocked(ch *transport.Channel, src origin, peer topology.NodeID) {
 	if a.tracked[ch] {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -341,7 +342,7 @@ func (a *Agent) ctlInput(ch *transport.Channel, b []byte) {
 	h, p, err := decodeControl(b)
 	if err != nil {
 		a.stats.badMessages.Add(1)
-		a.log.Warn("bad control message", "peer", ch.Peer(), "err", err)
+		a.log.Warn("bad control message", "peer", chPeer(ch), "err", err)
 		return
 	}
 	c := a.ctl
@@ -402,8 +403,18 @@ func (a *Agent) ctlInput(ch *transport.Channel, b []byte) {
 	}()
 }
 
+func chPeer(ch *transport.Channel) netip.AddrPort {
+	if ch == nil {
+		return netip.AddrPort{}
+	}
+	return ch.Peer()
+}
+
 // ctlAnswer sends the answer to stream h.
 func (a *Agent) ctlAnswer(ch *transport.Channel, h ctlHeader, lsn uint64, err error) {
+	if ch == nil {
+		return // the fuzz test feeds messages without a channel
+	}
 	r := ctlHeader{kind: ctlAck, op: h.op, app: h.app, instance: h.instance, stream: h.stream}
 	var b []byte
 	if err != nil {

@@ -283,6 +283,15 @@ func (a *Agent) Apply(t *Table) error {
 	}
 	a.state.Store(st)
 	a.applied = true
+	if old.table != nil {
+		// A node whose address changed is a new agent (restarted, moved):
+		// the channels to its old address lead nowhere.
+		for n, ad := range t.Addrs {
+			if old.table.addr(topology.NodeID(n)) != ad {
+				a.forgetPeer(topology.NodeID(n))
+			}
+		}
+	}
 
 	// Migrations this table starts, commits or calls off.
 	a.migMu.Lock()

@@ -68,7 +68,18 @@ func kvsRequest(op service.Op, key, value string) []byte {
 
 // kvsSet and kvsGet talk to the store's only shard.
 func (tc *testCluster) kvsSet(appID uint32, key, value string) error {
-	resp, err := tc.call(appID, 0, kvs.KeyHash([]byte(key)), kvsRequest(service.OpSet, key, value))
+	resp, err := tc.call(appID, 0, kvsKeyHash(key), kvsRequest(service.OpSet, key, value))
+	return checkSet(key, resp, err)
+}
+
+func (tc *testCluster) kvsGet(appID uint32, key string) (string, bool, error) {
+	resp, err := tc.call(appID, 0, kvsKeyHash(key), kvsRequest(service.OpGet, key, ""))
+	return parseGet(key, resp, err)
+}
+
+func kvsKeyHash(k string) uint64 { return kvs.KeyHash([]byte(k)) }
+
+func checkSet(key string, resp []byte, err error) error {
 	if err != nil {
 		return err
 	}
@@ -78,8 +89,7 @@ func (tc *testCluster) kvsSet(appID uint32, key, value string) error {
 	return nil
 }
 
-func (tc *testCluster) kvsGet(appID uint32, key string) (string, bool, error) {
-	resp, err := tc.call(appID, 0, kvs.KeyHash([]byte(key)), kvsRequest(service.OpGet, key, ""))
+func parseGet(key string, resp []byte, err error) (string, bool, error) {
 	if err != nil {
 		return "", false, err
 	}
