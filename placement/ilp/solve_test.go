@@ -311,3 +311,27 @@ func TestStoppedOnTime(t *testing.T) {
 	}
 	t.Logf("RTA-PTC in 4 s: objective %.4f, bound %.4f, gap %.2f", rep.Objective, rep.Run.Bound, rep.Run.Gap)
 }
+
+// TestExplain: with Problem.Explain the result explains every instance:
+// how it was placed, and the constraint elimination over the cluster as
+// the solution stands (SQL never on a SmartNIC).
+func TestExplain(t *testing.T) {
+	needCBC(t)
+	p := small(t)
+	p.Explain = true
+	res, err := ilp.New(ilp.Options{}).Place(p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Explanations) != p.NumInstances() {
+		t.Fatalf("%d explanations for %d instances", len(res.Explanations), p.NumInstances())
+	}
+	for i, e := range res.Explanations {
+		if e.Node != res.Assignment[i] || e.How != placement.HowSearch || e.Examined != p.Topology().NumNodes() {
+			t.Errorf("%d: %+v", i, e)
+		}
+	}
+	if sql := res.Explanations[3]; sql.Rejected[placement.ConstraintPin] != 2 {
+		t.Errorf("SQL: pin eliminated %d nodes, want the 2 SmartNICs", sql.Rejected[placement.ConstraintPin])
+	}
+}
