@@ -295,7 +295,7 @@ func TestStoppedOnTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, rep, err := ilp.New(ilp.Options{TimeLimit: 4}).Solve(p)
+	res, rep, err := ilp.New(ilp.Options{TimeLimit: 2}).Solve(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +309,7 @@ func TestStoppedOnTime(t *testing.T) {
 	if math.Abs(got-rep.Objective) > 1e-6 {
 		t.Errorf("cbc's objective %v, the assignment's %v", rep.Objective, got)
 	}
-	t.Logf("RTA-PTC in 4 s: objective %.4f, bound %.4f, gap %.2f", rep.Objective, rep.Run.Bound, rep.Run.Gap)
+	t.Logf("RTA-PTC in 2 s: objective %.4f, bound %.4f, gap %.2f", rep.Objective, rep.Run.Bound, rep.Run.Gap)
 }
 
 // TestExplain: with Problem.Explain the result explains every instance:
