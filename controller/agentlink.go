@@ -11,6 +11,7 @@ import (
 
 	"github.com/e3-platform/e3/orchestrator"
 	"github.com/e3-platform/e3/runtime"
+	"github.com/e3-platform/e3/topology"
 )
 
 // AgentConfig configures an [AgentLink].
@@ -49,6 +50,8 @@ type AgentLink struct {
 
 	mu       sync.Mutex
 	pending  *HeartbeatRequest
+	reports  map[uint64]MigrationReport // to send
+	reported map[uint64]bool            // sent and accepted
 	prevIn   uint64
 	prevOut  uint64
 	prevMsgs map[string]uint64
@@ -65,7 +68,10 @@ type AgentLink struct {
 	wg     sync.WaitGroup
 }
 
-var _ runtime.Controller = (*AgentLink)(nil)
+var (
+	_ runtime.Controller        = (*AgentLink)(nil)
+	_ runtime.MigrationObserver = (*AgentLink)(nil)
+)
 
 // NewAgentLink returns a link; Register it, then Start it.
 func NewAgentLink(cfg AgentConfig) *AgentLink {
@@ -82,6 +88,8 @@ func NewAgentLink(cfg AgentConfig) *AgentLink {
 		routes:   &Client{Endpoints: cfg.Controllers, Token: cfg.JoinToken, HTTP: &http.Client{Transport: &http.Transport{IdleConnTimeout: 30 * time.Second}}, Retry: -1},
 		log:      cfg.Logger,
 		prevMsgs: map[string]uint64{},
+		reports:  map[uint64]MigrationReport{},
+		reported: map[uint64]bool{},
 		appNames: map[uint32]string{},
 		wake:     make(chan struct{}, 1),
 	}
@@ -131,10 +139,59 @@ func (l *AgentLink) Close() {
 	l.api.HTTP.CloseIdleConnections()
 }
 
+// MigrationUpdate implements runtime.MigrationObserver. The source of a
+// migration speaks for it: when it is ready (the destination holds the
+// state) the controller is told to commit, and when shipping failed, to
+// call it off. Reports are sent by the link's goroutine, and again until
+// the controller accepts them.
+func (l *AgentLink) MigrationUpdate(_ topology.NodeID, st runtime.MigrationStatus) {
+	if l.queueReport(st) {
+		l.poke()
+	}
+}
+
+// queueReport queues the report a source's status calls for; it says
+// whether there was one.
+func (l *AgentLink) queueReport(st runtime.MigrationStatus) bool {
+	if st.Role != runtime.RoleSource {
+		return false
+	}
+	var rep MigrationReport
+	switch st.Phase {
+	case runtime.PhaseReady:
+		rep.OK = true
+	case runtime.PhaseFailed:
+		rep.Error = st.Err
+		if rep.Error == "" {
+			rep.Error = "the source reported the move failed"
+		}
+	default:
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.reported[st.ID] {
+		return false
+	}
+	l.reports[st.ID] = rep
+	return true
+}
+
+func (l *AgentLink) poke() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
 // Heartbeat implements runtime.Controller: it turns the agent's report
 // (cumulative counters) into the controller's per-period record and
-// queues it for sending.
+// queues it for sending. Migration progress in the heartbeat is reported
+// too, in case an update was lost.
 func (l *AgentLink) Heartbeat(hb *runtime.Heartbeat) {
+	for _, st := range hb.Migrations {
+		l.queueReport(st)
+	}
 	l.mu.Lock()
 	req := &HeartbeatRequest{Node: l.Node(), Epoch: hb.Epoch, Queue: hb.TMQueueDepth,
 		RxBytes: hb.BytesIn - min(l.prevIn, hb.BytesIn), TxBytes: hb.BytesOut - min(l.prevOut, hb.BytesOut)}
@@ -168,10 +225,7 @@ func (l *AgentLink) Send(req *HeartbeatRequest) {
 	req.Seq = l.seq
 	l.pending = req
 	l.mu.Unlock()
-	select {
-	case l.wake <- struct{}{}:
-	default:
-	}
+	l.poke()
 }
 
 func (l *AgentLink) sendLoop() {
@@ -185,7 +239,25 @@ func (l *AgentLink) sendLoop() {
 		l.mu.Lock()
 		req := l.pending
 		l.pending = nil
+		reps := make(map[uint64]MigrationReport, len(l.reports))
+		for id, r := range l.reports {
+			reps[id] = r
+		}
 		l.mu.Unlock()
+		for id, rep := range reps {
+			err := l.api.ReportMigration(l.ctx, id, rep)
+			var ae *APIError
+			// Accepted, or the controller no longer knows the migration
+			// (ended, or ordered by a leader since deposed): done either way.
+			if err == nil || errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+				l.mu.Lock()
+				delete(l.reports, id)
+				l.reported[id] = true
+				l.mu.Unlock()
+			} else {
+				l.log.Warn("migration report not accepted; will retry", "migration", id, "err", err)
+			}
+		}
 		if req == nil {
 			continue
 		}

@@ -145,11 +145,10 @@ func (s *Server) buildLeader() (*leader, error) {
 		}
 		placer, _ := placement.New(s.cfg.Algo)
 		var o *orchestrator.Orchestrator
-		o, err = orchestrator.New(orchestrator.Config{
-			Load: placement.NewLoad(pc), Placer: placer,
-			HeartbeatPeriod: s.cfg.HeartbeatPeriod, FailureTimeout: s.cfg.FailureTimeout,
-			InitialEpoch: st.Epoch,
-		}, 0)
+		oc := s.cfg.Orchestrator
+		oc.Load, oc.Placer = placement.NewLoad(pc), placer
+		oc.HeartbeatPeriod, oc.FailureTimeout, oc.InitialEpoch = s.cfg.HeartbeatPeriod, s.cfg.FailureTimeout, st.Epoch
+		o, err = orchestrator.New(oc, 0)
 		if err != nil {
 			return
 		}

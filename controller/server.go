@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/e3-platform/e3/controller/raftbolt"
+	"github.com/e3-platform/e3/orchestrator"
 	"github.com/e3-platform/e3/placement"
 
 	// Placement algorithms register themselves with placement.
@@ -103,6 +104,11 @@ type Config struct {
 	FailureTimeout   time.Duration
 	LeaderGrace      time.Duration
 	MigrationTimeout time.Duration
+	// Orchestrator tunes the leader's detectors (thresholds, warm-up,
+	// cool-downs; see orchestrator.Config). Its Load, Placer,
+	// HeartbeatPeriod, FailureTimeout and InitialEpoch are the
+	// controller's and are overwritten.
+	Orchestrator orchestrator.Config
 	// Raft timing; zero fields take the defaults above.
 	RaftHeartbeatTimeout time.Duration
 	RaftElectionTimeout  time.Duration

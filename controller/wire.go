@@ -281,11 +281,14 @@ func routesOf(s *State) *Routes {
 // Table converts the wire routing table into the runtime's, parsing each
 // application's spec through cat (services.Registry()). A runtime.Table
 // requires every instance placed, so instances that failover could not
-// place yet are mapped as follows: a backup without a node is put with its
-// shard's primary (requests never go to backups, and the shard keeps
-// serving without its spare); an application with a primary without a node
-// is left out and named in skipped, so that its requests fail rather than
-// go to a wrong node.
+// place yet are mapped as follows. A backup without a node is given the
+// first node (lowest ID) with an address on another server than its
+// primary's, or failing that another node of the primary's server, never
+// the primary's own node: an agent that finds the primary of a shard
+// arriving on the node of its backup promotes that backup's state only if
+// the backup slot moved elsewhere. An application with a primary without
+// a node is left out and named in skipped, so that its requests fail
+// rather than go to a wrong node.
 func (r *Routes) Table(t *topology.Topology, cat app.Catalog) (tab *runtime.Table, skipped []string, err error) {
 	tab = &runtime.Table{Epoch: r.Epoch, Addrs: make([]netip.AddrPort, t.NumNodes())}
 	for _, n := range r.Nodes {
@@ -319,7 +322,13 @@ apps:
 			}
 			node := in.Node
 			if node == "" && !insts[i].IsPrimary() {
-				node = ra.Instances[insts[i].Primary.Index].Node
+				if pn := ra.Instances[insts[i].Primary.Index].Node; pn != "" {
+					if p, err := t.Lookup(pn); err == nil {
+						if spare := spareNode(t, tab.Addrs, p); spare >= 0 {
+							node = t.Name(spare)
+						}
+					}
+				}
 			}
 			if node == "" {
 				skipped = append(skipped, ra.Name)
@@ -333,7 +342,48 @@ apps:
 		}
 		tab.Apps = append(tab.Apps, runtime.AppRoute{ID: ra.ID, App: a, Nodes: nodes, Seed: int64(ra.Seed)})
 	}
+	// Migrations in flight become the runtime's moves: the table still
+	// routes the instance to its source and lists where it goes.
+	for _, m := range r.Migrations {
+		var route *runtime.AppRoute
+		for i := range tab.Apps {
+			if tab.Apps[i].App.Name == m.App {
+				route = &tab.Apps[i]
+			}
+		}
+		if route == nil {
+			continue // the application was left out above
+		}
+		in, ok := route.App.Instance(m.Instance)
+		if !ok {
+			return nil, nil, fmt.Errorf("controller: routes epoch %d: migration m%d: app %s has no instance %s", r.Epoch, m.ID, m.App, m.Instance)
+		}
+		to, err := t.Lookup(m.To)
+		if err != nil {
+			return nil, nil, fmt.Errorf("controller: routes epoch %d: migration m%d: %w", r.Epoch, m.ID, err)
+		}
+		tab.Moves = append(tab.Moves, runtime.Move{ID: m.ID, App: route.ID, Instance: uint32(in.Index), To: to})
+	}
 	return tab, skipped, nil
+}
+
+// spareNode picks a stand-in node for a backup that has none: the lowest
+// node with an address on another server than primary, else another node
+// of primary's server; -1 if there is none.
+func spareNode(t *topology.Topology, addrs []netip.AddrPort, primary topology.NodeID) topology.NodeID {
+	same := topology.NodeID(-1)
+	for n := range t.Nodes() {
+		if n == primary || !addrs[n].IsValid() {
+			continue
+		}
+		if t.ServerOf(n) != t.ServerOf(primary) {
+			return n
+		}
+		if same < 0 {
+			same = n
+		}
+	}
+	return same
 }
 
 // maxBody bounds request bodies: a spec of a megabyte is already huge.

@@ -27,17 +27,34 @@ func TestRoutesTable(t *testing.T) {
 		}
 	}
 
-	// A backup without a node goes with its primary; an application whose
-	// primary has no node is left out.
+	// A backup without a node stands in on the first node of another
+	// server; an application whose primary has no node is left out.
 	r = routesOf(s)
-	r.Apps[0].Instances[1].Node = "" // count.0.b1
+	r.Apps[0].Instances[1].Node = "" // count.0.b1; count.0 is on r0/s0/host
 	r.Apps[1].Instances[0].Node = "" // count.0 of "two"
 	tab, skipped, err = r.Table(topo, services.Registry())
 	if err != nil || len(tab.Apps) != 1 || len(skipped) != 1 || skipped[0] != "two" {
 		t.Fatalf("with unplaced instances: %d apps, skipped %v, %v", len(tab.Apps), skipped, err)
 	}
-	if tab.Apps[0].Nodes[1] != tab.Apps[0].Nodes[0] {
-		t.Errorf("unplaced backup on %s, its primary on %s", topo.Name(tab.Apps[0].Nodes[1]), topo.Name(tab.Apps[0].Nodes[0]))
+	if got := topo.Name(tab.Apps[0].Nodes[1]); got != "r0/s1/host" {
+		t.Errorf("unplaced backup stands in on %s, want r0/s1/host (first node of another server)", got)
+	}
+	// With the other servers gone, it stands in on the primary's server,
+	// never on the primary's node.
+	r = routesOf(s)
+	r.Apps[0].Instances[1].Node = ""
+	for i := 2; i < len(r.Nodes); i++ {
+		r.Nodes[i].Failed = true
+	}
+	for k := range r.Apps[0].Instances {
+		if k != 1 {
+			r.Apps[0].Instances[k].Node = "r0/s0/host"
+		}
+	}
+	r.Apps = r.Apps[:1]
+	tab, _, err = r.Table(topo, services.Registry())
+	if err != nil || topo.Name(tab.Apps[0].Nodes[1]) != "r0/s0/nic0" {
+		t.Fatalf("stand-in on a one-server cluster: %v, %v", tab, err)
 	}
 
 	// A failed node has no address.
