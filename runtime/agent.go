@@ -92,6 +92,15 @@ type Config struct {
 	// (real time; default DefaultMigrationTimeout). When it passes, the
 	// source serves the instance again and reports the move failed.
 	MigrationTimeout time.Duration
+	// MigrationHook, if set, is called at the steps of every migration
+	// this agent takes part in, on the migration's goroutine, and may
+	// block: a source calls it after holding (PhaseDraining), after the
+	// drain (PhaseShipping) and after the destination's acknowledgement
+	// (PhaseReady); a destination when the state has arrived, before
+	// restoring it (PhasePreparing), and after restoring it, before
+	// acknowledging (PhaseReady). ctx ends when the agent closes. For
+	// fault injection in tests (a crash at a chosen step); nil otherwise.
+	MigrationHook func(ctx context.Context, s MigrationStatus)
 }
 
 // Emulation describes emulated hardware. All times here are emulated
@@ -167,7 +176,8 @@ type Agent struct {
 	clients []*transport.Channel // client channels by connection index
 	cliMu   sync.RWMutex
 
-	hostLinks []*transport.HostPort // by node id, nil where there is none
+	hostLinks []atomic.Pointer[transport.HostPort] // by node id, nil where there is none
+	started   atomic.Bool
 
 	ing     *ingress
 	workers []*worker
@@ -271,7 +281,7 @@ func New(cfg Config) (*Agent, error) {
 		log:       cfg.Logger.With("node", t.Name(cfg.Node)),
 		peers:     make([]atomic.Pointer[transport.Channel], t.NumNodes()),
 		tracked:   map[*transport.Channel]bool{},
-		hostLinks: make([]*transport.HostPort, t.NumNodes()),
+		hostLinks: make([]atomic.Pointer[transport.HostPort], t.NumNodes()),
 		ing:       newIngress(),
 		ctl:       newControl(),
 		migs:      map[uint64]*migration{},
@@ -324,7 +334,8 @@ func (a *Agent) Metrics() *prometheus.Registry { return a.reg }
 func (a *Agent) Endpoint() *transport.Endpoint { return a.ep }
 
 // AttachHostLink joins the agent to peer (its SmartNIC, or its host) over
-// one end of a host link. Call it before Start.
+// one end of a host link. On a running agent it replaces the link (the
+// peer's agent was restarted with a new one) and closes the old one.
 func (a *Agent) AttachHostLink(peer topology.NodeID, p *transport.HostPort) error {
 	if peer < 0 || int(peer) >= len(a.hostLinks) {
 		return fmt.Errorf("runtime: %s: host link to node %d, not in the topology", a.Name(), peer)
@@ -332,7 +343,19 @@ func (a *Agent) AttachHostLink(peer topology.NodeID, p *transport.HostPort) erro
 	if a.topo.ServerOf(peer) != a.node.Server || peer == a.self || (a.isNIC && peer != a.host) || (!a.isNIC && a.topo.Node(peer).Kind != topology.SmartNIC) {
 		return fmt.Errorf("runtime: %s: a host link joins a host and its own SmartNIC, not %s", a.Name(), a.topo.Name(peer))
 	}
-	a.hostLinks[peer] = p
+	a.lifeMu.Lock()
+	defer a.lifeMu.Unlock()
+	if a.closed.Load() {
+		return fmt.Errorf("runtime: %s: host link to %s: agent closed", a.Name(), a.topo.Name(peer))
+	}
+	old := a.hostLinks[peer].Swap(p)
+	if a.started.Load() {
+		if old != nil {
+			old.Close()
+		}
+		a.wg.Add(1)
+		go a.hostLinkLoop(peer, p)
+	}
 	return nil
 }
 
@@ -349,12 +372,15 @@ func (a *Agent) Start() {
 	}
 	a.wg.Add(1)
 	go a.acceptLoop()
-	for peer, p := range a.hostLinks {
-		if p != nil {
+	a.lifeMu.Lock()
+	a.started.Store(true)
+	for peer := range a.hostLinks {
+		if p := a.hostLinks[peer].Load(); p != nil {
 			a.wg.Add(1)
 			go a.hostLinkLoop(topology.NodeID(peer), p)
 		}
 	}
+	a.lifeMu.Unlock()
 	if a.cfg.ClientConn != nil {
 		a.wg.Add(1)
 		go a.bareLoop()
@@ -383,8 +409,8 @@ func (a *Agent) Close() error {
 	if a.cfg.ClientConn != nil {
 		a.cfg.ClientConn.Close()
 	}
-	for _, p := range a.hostLinks {
-		if p != nil {
+	for i := range a.hostLinks {
+		if p := a.hostLinks[i].Load(); p != nil {
 			p.Close()
 		}
 	}

@@ -293,7 +293,7 @@ func (a *Agent) send(h transport.Header, payload []byte, dst topology.NodeID, at
 	w.b = buf
 	var err error
 	if viaLink {
-		p := a.hostLinks[next]
+		p := a.hostLinks[next].Load()
 		if p == nil {
 			err = errors.New("runtime: no host link to " + a.topo.Name(next))
 		} else if err = p.TrySend(buf); err == transport.ErrBackpressure {

@@ -29,12 +29,11 @@ type testCluster struct {
 	client *Client
 	emu    *Emulation
 
-	mu       sync.Mutex
-	replies  map[uint64]int
-	errs     map[uint64]string
-	payloads map[uint64][]byte
-	waiters  map[uint64]chan reply
-	done     chan uint64
+	mu      sync.Mutex
+	replies map[uint64]int
+	errs    map[uint64]string
+	waiters map[uint64]chan reply
+	done    chan uint64
 }
 
 type reply struct {
@@ -73,7 +72,7 @@ func newTestCluster(t *testing.T, o clusterOpts) *testCluster {
 	}
 	nw := transport.NewNetwork(nil, rand.New(rand.NewPCG(o.seed, 7)))
 	nw.SetDefaultLink(o.link)
-	tc := &testCluster{t: t, topo: topo, net: nw, emu: o.emu, replies: map[uint64]int{}, errs: map[uint64]string{}, payloads: map[uint64][]byte{}, waiters: map[uint64]chan reply{}, done: make(chan uint64, 1<<16)}
+	tc := &testCluster{t: t, topo: topo, net: nw, emu: o.emu, replies: map[uint64]int{}, errs: map[uint64]string{}, waiters: map[uint64]chan reply{}, done: make(chan uint64, 1<<16)}
 	addrs := make([]netip.AddrPort, topo.NumNodes())
 	for n := range topo.Nodes() {
 		conn, err := nw.Listen(netip.MustParseAddrPort(fmt.Sprintf("10.0.0.%d:7000", n+1)))
@@ -146,7 +145,6 @@ func (tc *testCluster) onReply(id uint64, payload []byte, err error, at int64) {
 	if err != nil {
 		tc.errs[id] = err.Error()
 	}
-	tc.payloads[id] = append([]byte(nil), payload...)
 	w := tc.waiters[id]
 	delete(tc.waiters, id)
 	tc.mu.Unlock()

@@ -3,6 +3,7 @@ package runtime
 import (
 	"fmt"
 	"math"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 
@@ -283,6 +284,9 @@ func (a *Agent) Apply(t *Table) error {
 	}
 	a.state.Store(st)
 	a.applied = true
+	if recovering {
+		a.removeStale(st)
+	}
 	if old.table != nil {
 		// A node whose address changed is a new agent (restarted, moved):
 		// the channels to its old address lead nowhere.
@@ -596,4 +600,45 @@ func (a *Agent) Epoch() uint64 {
 		return t.Epoch
 	}
 	return 0
+}
+
+// removeStale deletes, on the first table after a restart, the state
+// files in the directories of the table's applications that the table
+// does not place here: copies left by migrations to here that never
+// committed, or by instances that moved away while the agent was down.
+// Opening them later as an instance's state would bring stale state back.
+func (a *Agent) removeStale(st *agentState) {
+	if a.cfg.DataDir == "" {
+		return
+	}
+	for _, as := range st.apps {
+		if as == nil {
+			continue
+		}
+		keep := map[string]bool{}
+		for _, in := range as.local {
+			if in != nil && in.path != "" {
+				keep[in.path] = true
+			}
+		}
+		for _, m := range as.incoming {
+			if m != nil && m.in.path != "" {
+				keep[m.in.path] = true
+			}
+		}
+		for _, bi := range as.backups {
+			if bi != nil {
+				keep[bi.path] = true
+			}
+		}
+		files, _ := filepath.Glob(filepath.Join(a.cfg.DataDir, safeName(as.route.App.Name), "*.db"))
+		for _, f := range files {
+			if !keep[f] {
+				a.log.Info("removing a state file the table does not place here", "path", f)
+				if err := durable.Remove(f); err != nil {
+					a.log.Warn("removing a stale state file", "path", f, "err", err)
+				}
+			}
+		}
+	}
 }

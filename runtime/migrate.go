@@ -181,6 +181,13 @@ func (m *migration) report() {
 	obs.MigrationUpdate(m.a.self, m.status())
 }
 
+// hook calls Config.MigrationHook, if any.
+func (m *migration) hook() {
+	if h := m.a.cfg.MigrationHook; h != nil {
+		h(m.a.ctx, m.status())
+	}
+}
+
 func (m *migration) setPhase(p MigrationPhase, err error) {
 	m.mu.Lock()
 	m.st.Phase = p
@@ -344,6 +351,7 @@ func (m *migration) runOut() {
 	m.heldAt = time.Now()
 	m.mu.Unlock()
 	m.report()
+	m.hook()
 	err := in.drained(m.ctx)
 	drainedAt := time.Now()
 	var payload []byte
@@ -354,6 +362,7 @@ func (m *migration) runOut() {
 		m.st.Phase = PhaseShipping
 		m.mu.Unlock()
 		m.report()
+		m.hook()
 		payload, lsn, err = a.cutState(m.ctx, m.mv.ID, in)
 	}
 	if err == nil {
@@ -369,6 +378,9 @@ func (m *migration) runOut() {
 	}
 	commit, abort := m.committed, m.aborted
 	m.mu.Unlock()
+	if err == nil {
+		m.hook()
+	}
 	switch {
 	case commit:
 		m.finishOut(true)
@@ -514,6 +526,18 @@ func (a *Agent) migrateIn(appID, instance uint32, data []byte) (uint64, error) {
 	if m == nil || m.role != RoleDestination || m.mv.App != appID || m.mv.Instance != instance {
 		return 0, fmt.Errorf("%w: %s has no migration %d of instance %d of app %d", ErrNotPrepared, a.Name(), id, instance, appID)
 	}
+	m.hook() // the state has arrived
+	lsn, err := m.restore(mode, body, len(data))
+	if err == nil {
+		m.hook() // restored, not yet acknowledged
+	}
+	return lsn, err
+}
+
+// restore installs a migrating instance's state at its destination.
+func (m *migration) restore(mode uint8, body []byte, size int) (uint64, error) {
+	a := m.a
+	id, appID := m.mv.ID, m.mv.App
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.restored {
@@ -558,7 +582,7 @@ func (a *Agent) migrateIn(appID, instance uint32, data []byte) (uint64, error) {
 		return 0, fmt.Errorf("runtime: migration %d: state of mode %d for an instance that keeps its state %s", id, mode, in.stateKind())
 	}
 	m.restored = true
-	m.st.Phase, m.st.LSN, m.st.Bytes = PhaseReady, lsn, len(data)
+	m.st.Phase, m.st.LSN, m.st.Bytes = PhaseReady, lsn, size
 	go m.report()
 	return lsn, nil
 }
