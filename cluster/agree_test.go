@@ -40,7 +40,9 @@ func TestAgreesWithSimulator(t *testing.T) {
 		t.Fatal(err)
 	}
 	simLat := res.Apps[0].Mean
-	c, err := Start(Config{Cluster: plan.Cluster, Dilation: 10})
+	// The simulator models no persistence or replication: state stays in
+	// memory here too.
+	c, err := Start(Config{Cluster: plan.Cluster, Dilation: 10, State: StateMemory})
 	if err != nil {
 		t.Fatal(err)
 	}

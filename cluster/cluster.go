@@ -1,11 +1,15 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
 	goruntime "runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,6 +49,60 @@ type Config struct {
 	Endpoint transport.EndpointConfig
 	// Logger receives logs; nil discards them.
 	Logger *slog.Logger
+
+	// State says where instances of stateful services keep their state
+	// (default StateDisk: durable stores, fsync off).
+	State StateMode
+	// DataDir is the root of the agents' state directories, one per
+	// node; empty means a temporary directory that Stop removes.
+	DataDir string
+	// MigrationTimeout bounds a migration's drain and shipping (real
+	// time; default runtime.DefaultMigrationTimeout).
+	MigrationTimeout time.Duration
+	// MigrationHook is handed to every agent, with the agent's node (see
+	// runtime.Config.MigrationHook): fault injection for tests.
+	MigrationHook func(ctx context.Context, node topology.NodeID, s runtime.MigrationStatus)
+	// Orchestrator, if set, runs the data-plane orchestrator in the
+	// controller: heartbeats in, migrations out (see [OrchestratorConfig]).
+	Orchestrator *OrchestratorConfig
+}
+
+// StateMode says where instances of stateful services keep their state.
+type StateMode uint8
+
+// The state modes.
+const (
+	// StateDisk: a durable store (bbolt file) per instance under the
+	// node's state directory, replicated to the instance's backup before
+	// a request is answered; fsync off, so a write survives the crash of
+	// an agent (the file's pages are in the page cache) but not of the
+	// machine. Every emulated node shares this machine's one disk, whose
+	// fsyncs would otherwise bound the whole cluster's write rate.
+	StateDisk StateMode = iota
+	// StateFsync is StateDisk with fsync on every commit.
+	StateFsync
+	// StateMemory keeps collections in memory (nothing persisted or
+	// replicated; backups are not instantiated), as the simulator assumes.
+	StateMemory
+)
+
+var stateNames = [...]string{"disk", "fsync", "memory"}
+
+func (m StateMode) String() string {
+	if int(m) < len(stateNames) {
+		return stateNames[m]
+	}
+	return fmt.Sprintf("StateMode(%d)", uint8(m))
+}
+
+// ParseStateMode parses "disk", "fsync" or "memory".
+func ParseStateMode(s string) (StateMode, error) {
+	for i, n := range stateNames {
+		if s == n {
+			return StateMode(i), nil
+		}
+	}
+	return 0, fmt.Errorf("cluster: state mode %q: want disk, fsync or memory", s)
 }
 
 // Cluster is an emulated cluster running in this process: one agent per
@@ -56,6 +114,7 @@ type Cluster struct {
 	topo     *topology.Topology
 	pc       *placement.Cluster
 	params   sim.Params
+	agMu     sync.RWMutex // guards agents and addrs (an agent restarts)
 	agents   []*runtime.Agent
 	addrs    []netip.AddrPort
 	ctrl     *Controller
@@ -63,6 +122,10 @@ type Cluster struct {
 
 	emu    *runtime.Emulation // shared by every agent; nil in real mode
 	origin time.Time
+
+	dataDir  string
+	ownDir   bool // dataDir is a temporary directory of ours
+	restarts int
 
 	cliMu   sync.Mutex
 	targets []*Target
@@ -129,7 +192,13 @@ func Start(cfg Config) (*Cluster, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Cluster{cfg: cfg, spec: spec, topo: topo, pc: pc, params: params, registry: cfg.Registry}
+	c := &Cluster{cfg: cfg, spec: spec, topo: topo, pc: pc, params: params, registry: cfg.Registry, dataDir: cfg.DataDir}
+	if c.cfg.State != StateMemory && c.dataDir == "" {
+		if c.dataDir, err = os.MkdirTemp("", "e3-cluster-"); err != nil {
+			return nil, fmt.Errorf("cluster: state directory: %w", err)
+		}
+		c.ownDir = true
+	}
 	c.ctrl = newController(c)
 	if cfg.Dilation >= 0 {
 		c.emu = c.newEmulation(max(cfg.Dilation, 1))
@@ -144,35 +213,19 @@ func Start(cfg Config) (*Cluster, error) {
 			c.Stop()
 		}
 	}()
+	c.agents = make([]*runtime.Agent, topo.NumNodes())
 	for n := range topo.Nodes() {
-		conn, err := c.listen(netip.AddrPortFrom(AgentAddr(n), 0))
+		a, err := c.newAgent(n)
 		if err != nil {
 			return nil, err
 		}
-		a, err := runtime.New(runtime.Config{
-			Node: n, Topology: topo, CoreKind: pc.CoreKind(n), Registry: cfg.Registry, Conn: conn,
-			Endpoint: cfg.Endpoint, Emulation: c.emu, Controller: c.ctrl, RequestTimeout: cfg.RequestTimeout,
-			Logger: cfg.Logger,
-		})
-		if err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("cluster: %w", err)
-		}
-		c.agents = append(c.agents, a)
+		c.agents[n] = a
 		c.addrs[n] = a.Addr()
 	}
 	for s := range topo.Servers() {
 		srv := topo.Server(s)
 		for i := range srv.SmartNICs {
-			nic := srv.Host + 1 + topology.NodeID(i)
-			np, hp, err := transport.NewHostLink(transport.HostLinkConfig{Capacity: 4096})
-			if err != nil {
-				return nil, err
-			}
-			if err := c.agents[nic].AttachHostLink(srv.Host, np); err != nil {
-				return nil, err
-			}
-			if err := c.agents[srv.Host].AttachHostLink(nic, hp); err != nil {
+			if err := c.linkHost(srv.Host + 1 + topology.NodeID(i)); err != nil {
 				return nil, err
 			}
 		}
@@ -180,8 +233,64 @@ func Start(cfg Config) (*Cluster, error) {
 	for _, a := range c.agents {
 		a.Start()
 	}
+	if cfg.Orchestrator != nil {
+		if err := c.ctrl.startOrchestrator(*cfg.Orchestrator); err != nil {
+			return nil, err
+		}
+	}
 	ok = true
 	return c, nil
+}
+
+// newAgent creates the agent of node n on a new socket at its address.
+func (c *Cluster) newAgent(n topology.NodeID) (*runtime.Agent, error) {
+	conn, err := c.listen(netip.AddrPortFrom(AgentAddr(n), 0))
+	if err != nil {
+		return nil, err
+	}
+	cfg := runtime.Config{
+		Node: n, Topology: c.topo, CoreKind: c.pc.CoreKind(n), Registry: c.cfg.Registry, Conn: conn,
+		Endpoint: c.cfg.Endpoint, Emulation: c.emu, Controller: c.ctrl, RequestTimeout: c.cfg.RequestTimeout,
+		Logger: c.cfg.Logger, MigrationTimeout: c.cfg.MigrationTimeout, Recover: true,
+	}
+	if c.cfg.State != StateMemory {
+		cfg.DataDir = filepath.Join(c.dataDir, strings.ReplaceAll(c.topo.Name(n), "/", "-"))
+		cfg.Durable.NoSync = c.cfg.State == StateDisk
+	}
+	if h := c.cfg.MigrationHook; h != nil {
+		cfg.MigrationHook = func(ctx context.Context, s runtime.MigrationStatus) { h(ctx, n, s) }
+	}
+	a, err := runtime.New(cfg)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	return a, nil
+}
+
+// linkHost joins SmartNIC nic and its host with a new host link.
+func (c *Cluster) linkHost(nic topology.NodeID) error {
+	host := c.topo.Server(c.topo.Node(nic).Server).Host
+	np, hp, err := transport.NewHostLink(transport.HostLinkConfig{Capacity: 4096})
+	if err != nil {
+		return err
+	}
+	if err := c.agents[nic].AttachHostLink(host, np); err != nil {
+		return err
+	}
+	return c.agents[host].AttachHostLink(nic, hp)
+}
+
+// DataDir returns the root of the agents' state directories ("" with
+// StateMemory).
+func (c *Cluster) DataDir() string { return c.dataDir }
+
+// NodeDataDir returns node n's state directory.
+func (c *Cluster) NodeDataDir(n topology.NodeID) string {
+	if c.dataDir == "" {
+		return ""
+	}
+	return filepath.Join(c.dataDir, strings.ReplaceAll(c.topo.Name(n), "/", "-"))
 }
 
 func (c *Cluster) listen(addr netip.AddrPort) (transport.BatchConn, error) {
@@ -236,7 +345,25 @@ func (c *Cluster) Placement() *placement.Cluster { return c.pc }
 func (c *Cluster) Name() string { return c.spec.Name }
 
 // Agents returns the agents, indexed by node.
-func (c *Cluster) Agents() []*runtime.Agent { return c.agents }
+func (c *Cluster) Agents() []*runtime.Agent {
+	c.agMu.RLock()
+	defer c.agMu.RUnlock()
+	return append([]*runtime.Agent(nil), c.agents...)
+}
+
+// Agent returns the agent of node n (a new one after a restart).
+func (c *Cluster) Agent(n topology.NodeID) *runtime.Agent {
+	c.agMu.RLock()
+	defer c.agMu.RUnlock()
+	return c.agents[n]
+}
+
+// addresses returns the agents' data addresses.
+func (c *Cluster) addresses() []netip.AddrPort {
+	c.agMu.RLock()
+	defer c.agMu.RUnlock()
+	return append([]netip.AddrPort(nil), c.addrs...)
+}
 
 // Controller returns the cluster's controller.
 func (c *Cluster) Controller() *Controller { return c.ctrl }
@@ -254,8 +381,13 @@ func (c *Cluster) Stop() error {
 			}
 		}
 		c.ctrl.close()
-		for _, a := range c.agents {
+		for _, a := range c.Agents() {
 			if err := a.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if c.ownDir {
+			if err := os.RemoveAll(c.dataDir); err != nil {
 				errs = append(errs, err)
 			}
 		}

@@ -107,7 +107,7 @@ func TestLossyClusterExactlyOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := Start(Config{Cluster: plan.Cluster, Dilation: -1, Network: nw, RequestTimeout: 30 * time.Second,
+	c, err := Start(Config{Cluster: plan.Cluster, Dilation: -1, Network: nw, RequestTimeout: 30 * time.Second, State: StateMemory,
 		Endpoint: transport.EndpointConfig{MinRTO: time.Millisecond, InitialRTO: 2 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)

@@ -1,9 +1,11 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"time"
 
 	"github.com/e3-platform/e3/app"
 	"github.com/e3-platform/e3/hwmodel"
@@ -17,21 +19,33 @@ import (
 
 // Controller is the emulated cluster's minimal controller: it places
 // applications, pushes routing tables (each with a higher epoch) to every
-// agent, and keeps the latest heartbeat of each. The replicated controller
-// with migration and failover is another package's; this one is what `e3
-// run` needs.
+// agent and client, keeps the latest heartbeat of each agent, drives
+// migrations through the agents' table protocol ([Cluster.Migrate]), and,
+// when configured, runs the data-plane orchestrator on the heartbeats and
+// carries out its migrations. The replicated controller (package
+// controller) does the same across processes.
 type Controller struct {
 	c *Cluster
 
-	mu      sync.Mutex
-	table   *runtime.Table
-	nextApp uint32
-	beats   map[topology.NodeID]*runtime.Heartbeat
-	nbeats  int
+	// pubMu serialises table changes (deploys, migration steps, restarts):
+	// each reads the table in force and publishes its successor.
+	pubMu sync.Mutex
+
+	mu       sync.Mutex
+	table    *runtime.Table
+	nextApp  uint32
+	nextMove uint64
+	beats    map[topology.NodeID]*runtime.Heartbeat
+	nbeats   int
+	deps     []*Deployment
+	// watch receives migration updates, by migration id.
+	watch map[uint64]chan runtime.MigrationStatus
+
+	orch *orchLoop
 }
 
 func newController(c *Cluster) *Controller {
-	return &Controller{c: c, beats: map[topology.NodeID]*runtime.Heartbeat{}, nextApp: 1}
+	return &Controller{c: c, beats: map[topology.NodeID]*runtime.Heartbeat{}, nextApp: 1, watch: map[uint64]chan runtime.MigrationStatus{}}
 }
 
 // Heartbeat implements runtime.Controller.
@@ -39,7 +53,33 @@ func (ct *Controller) Heartbeat(hb *runtime.Heartbeat) {
 	ct.mu.Lock()
 	ct.beats[hb.Node] = hb
 	ct.nbeats++
+	o := ct.orch
 	ct.mu.Unlock()
+	if o != nil {
+		o.heartbeat(hb)
+	}
+}
+
+// MigrationUpdate implements runtime.MigrationObserver.
+func (ct *Controller) MigrationUpdate(node topology.NodeID, s runtime.MigrationStatus) {
+	ct.mu.Lock()
+	w := ct.watch[s.ID]
+	ct.mu.Unlock()
+	if w == nil || s.Role != runtime.RoleSource {
+		return
+	}
+	// Keep the newest: drop a stale one waiting in the buffer.
+	for {
+		select {
+		case w <- s:
+			return
+		default:
+		}
+		select {
+		case <-w:
+		default:
+		}
+	}
 }
 
 // LastHeartbeat returns the latest heartbeat of node n (nil before the
@@ -57,7 +97,55 @@ func (ct *Controller) Table() *runtime.Table {
 	return ct.table
 }
 
-func (ct *Controller) close() {}
+func (ct *Controller) close() {
+	ct.mu.Lock()
+	o := ct.orch
+	ct.mu.Unlock()
+	if o != nil {
+		o.stop()
+	}
+}
+
+// publish applies t to every live agent, those in first first and those in
+// last last, then gives it to the clients. A move's destination goes
+// first, so that whatever the source releases finds the instance routed
+// there, and the source last, so that it releases only once everyone
+// routes to the destination. ct.pubMu is held.
+func (ct *Controller) publish(t *runtime.Table, first, last []topology.NodeID) error {
+	c := ct.c
+	agents := c.Agents()
+	rank := func(n topology.NodeID) int {
+		for _, f := range first {
+			if f == n {
+				return 0
+			}
+		}
+		for _, l := range last {
+			if l == n {
+				return 2
+			}
+		}
+		return 1
+	}
+	var errs []error
+	for r := range 3 {
+		for n, a := range agents {
+			if rank(topology.NodeID(n)) != r || c.dead(topology.NodeID(n)) {
+				continue
+			}
+			if err := a.Apply(t); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	ct.mu.Lock()
+	ct.table = t
+	ct.mu.Unlock()
+	for _, tg := range c.clients() {
+		tg.cl.SetTable(t)
+	}
+	return errors.Join(errs...)
+}
 
 // Plan is a placement of an application on a cluster, before it runs.
 type Plan struct {
@@ -172,6 +260,42 @@ func PlanApp(clusterName string, a *app.App, algo string, seed uint64) (*Plan, e
 	return &Plan{App: a, Cluster: spec.Name, Algo: algo, PlanningRPS: lo, Problem: p, Result: res, Metrics: m, CapacityRPS: capacity}, nil
 }
 
+// NewPlan makes a plan of a given placement: assign gives every
+// instance's node (as placement.Assignment, indexed like a.Instances()),
+// and rps is the load it is meant for (the orchestrator's CPU model, and
+// the metrics). For tests and experiments that place by hand.
+func NewPlan(clusterName string, a *app.App, rps float64, assign placement.Assignment) (*Plan, error) {
+	spec, err := hwmodel.ClusterByName(clusterName)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	topo, err := hwmodel.Topology(spec)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	pc, err := placement.NewCluster(topo)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	p, err := placement.FromApp(a, placement.NewLoad(pc), rps)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	if len(assign) != p.NumInstances() {
+		return nil, fmt.Errorf("cluster: plan of %s: %d nodes for %d instances", a.Name, len(assign), p.NumInstances())
+	}
+	m, err := placement.Evaluate(p, assign, rps)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: plan of %s: %w", a.Name, err)
+	}
+	capacity := rps
+	if m.MaxCPUUtil > 0 {
+		capacity = rps / m.MaxCPUUtil
+	}
+	return &Plan{App: a, Cluster: spec.Name, Algo: "given", PlanningRPS: rps, Problem: p,
+		Result: &placement.Result{Assignment: assign}, Metrics: m, CapacityRPS: capacity}, nil
+}
+
 // Deployment is an application running on the cluster.
 type Deployment struct {
 	// ID is the application's id on the wire.
@@ -184,14 +308,16 @@ type Deployment struct {
 
 // Deploy runs plan on the cluster: a new routing table with the
 // application and a higher epoch goes to every agent, each of which starts
-// the instances the table puts on it.
+// the instances the table puts on it. With durable state it returns once
+// every stateful primary has its backup attached (seeded), so that from
+// the first request every write is replicated before it is answered.
 func (c *Cluster) Deploy(plan *Plan, seed int64) (*Deployment, error) {
 	if plan.Cluster != c.spec.Name {
 		return nil, fmt.Errorf("cluster: plan for %s deployed on %s", plan.Cluster, c.spec.Name)
 	}
 	ct := c.ctrl
-	ct.mu.Lock()
-	defer ct.mu.Unlock()
+	ct.pubMu.Lock()
+	defer ct.pubMu.Unlock()
 	nodes := make([]topology.NodeID, len(plan.Result.Assignment))
 	for i, n := range plan.Result.Assignment {
 		if n < 0 {
@@ -199,21 +325,77 @@ func (c *Cluster) Deploy(plan *Plan, seed int64) (*Deployment, error) {
 		}
 		nodes[i] = n
 	}
-	t := &runtime.Table{Epoch: 1, Addrs: c.addrs}
-	if ct.table != nil {
-		t.Epoch = ct.table.Epoch + 1
-		t.Apps = append(t.Apps, ct.table.Apps...)
+	t := &runtime.Table{Epoch: 1, Addrs: c.addresses()}
+	old := ct.Table()
+	if old != nil {
+		t = old.Next()
+		t.Addrs = c.addresses()
 	}
+	ct.mu.Lock()
 	id := ct.nextApp
+	ct.nextApp++
+	ct.mu.Unlock()
 	t.Apps = append(t.Apps, runtime.AppRoute{ID: id, App: plan.App, Nodes: nodes, Seed: seed})
-	for _, a := range c.agents {
-		if err := a.Apply(t); err != nil {
-			return nil, fmt.Errorf("cluster: deploy %s: %w", plan.App.Name, err)
+	if err := ct.publish(t, nil, nil); err != nil {
+		return nil, fmt.Errorf("cluster: deploy %s: %w", plan.App.Name, err)
+	}
+	dep := &Deployment{ID: id, App: plan.App, Plan: plan, Nodes: nodes}
+	if c.cfg.State != StateMemory {
+		if err := c.waitReplicated(dep, 20*time.Second); err != nil {
+			return nil, err
 		}
 	}
-	ct.table = t
-	ct.nextApp++
-	return &Deployment{ID: id, App: plan.App, Plan: plan, Nodes: nodes}, nil
+	ct.mu.Lock()
+	ct.deps = append(ct.deps, dep)
+	o := ct.orch
+	ct.mu.Unlock()
+	if o != nil {
+		if err := o.deploy(dep); err != nil {
+			return nil, err
+		}
+	}
+	return dep, nil
+}
+
+// waitReplicated waits until every durable primary of dep reports its
+// backup attached.
+func (c *Cluster) waitReplicated(dep *Deployment, timeout time.Duration) error {
+	want := 0
+	for _, in := range dep.App.Instances() {
+		if in.IsPrimary() && len(in.Backups) > 0 && in.Node.Descriptor.Stateful && in.Node.Descriptor.Migratable {
+			want++
+		}
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		got := 0
+		for _, a := range c.Agents() {
+			for _, s := range a.InstanceStats() {
+				if s.App == dep.ID && s.Durable && s.Replicated {
+					got++
+				}
+			}
+		}
+		if got >= want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cluster: deploy %s: %d of %d stateful primaries have their backup attached after %v", dep.App.Name, got, want, timeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// NodeOf returns the node instance i of dep runs on now, by the table in
+// force (it changes when the instance migrates).
+func (c *Cluster) NodeOf(dep *Deployment, i int) topology.NodeID {
+	t := c.ctrl.Table()
+	for _, r := range t.Apps {
+		if r.ID == dep.ID {
+			return r.Nodes[i]
+		}
+	}
+	return -1
 }
 
 // Busy is a snapshot of the cluster's core use: cumulative busy core time
@@ -225,8 +407,9 @@ type Busy struct {
 
 // BusySnapshot reads every agent's busy time now.
 func (c *Cluster) BusySnapshot() Busy {
-	b := Busy{At: c.Now(), NodeNs: make([]int64, len(c.agents))}
-	for i, a := range c.agents {
+	agents := c.Agents()
+	b := Busy{At: c.Now(), NodeNs: make([]int64, len(agents))}
+	for i, a := range agents {
 		b.NodeNs[i] = a.Stats().BusyNs
 	}
 	return b

@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/e3-platform/e3/app"
 	"github.com/e3-platform/e3/collections"
+	"github.com/e3-platform/e3/collections/durable"
 	"github.com/e3-platform/e3/loadgen"
 	"github.com/e3-platform/e3/service"
 	"github.com/e3-platform/e3/topology"
@@ -27,6 +30,10 @@ type Costs struct {
 	// PerRequest is the cost of a request besides its messages: the
 	// client, admission, completion and the reply.
 	PerRequest time.Duration
+	// Barrier is, per stateful service, the measured real cost of making
+	// one call's writes durable and replicated (the store's commit and
+	// its backup's, in the durable modes; none in memory).
+	Barrier map[string]time.Duration
 }
 
 // Runtime overheads measured on the 2-core development machine (AMD EPYC
@@ -39,9 +46,19 @@ const (
 )
 
 // MeasureCosts times each service of a on this machine: one instance per
-// service, fed requests from its generator for about budget in all.
+// service, fed requests from its generator for about budget in all, with
+// state in memory.
 func MeasureCosts(a *app.App, budget time.Duration) (Costs, error) {
-	k := Costs{Handler: map[string]time.Duration{}, PerMessage: defaultPerMessage, PerRequest: defaultPerRequest}
+	return MeasureCostsWith(a, budget, StateMemory)
+}
+
+// MeasureCostsWith is MeasureCosts for instances whose state is kept as
+// mode says: in the durable modes each stateful service is also timed on
+// a durable store with a backup in the same process (commit, backup
+// commit and apply after every call), and the difference is its barrier
+// cost.
+func MeasureCostsWith(a *app.App, budget time.Duration, mode StateMode) (Costs, error) {
+	k := Costs{Handler: map[string]time.Duration{}, PerMessage: defaultPerMessage, PerRequest: defaultPerRequest, Barrier: map[string]time.Duration{}}
 	svcs := a.Services()
 	per := budget / time.Duration(max(len(svcs), 1))
 	for _, name := range svcs {
@@ -75,8 +92,92 @@ func MeasureCosts(a *app.App, budget time.Duration) (Costs, error) {
 		if cl, ok := h.(service.Closer); ok {
 			cl.Close()
 		}
+		if mode != StateMemory && d.Stateful && d.Migratable {
+			withBarrier, err := timeDurable(n, d, a.Workload.RequestSize, per, mode == StateDisk)
+			if err != nil {
+				return k, fmt.Errorf("cluster: calibrate %s on a durable store: %w", name, err)
+			}
+			k.Barrier[name] = max(withBarrier-best, 0)
+		}
 	}
 	return k, nil
+}
+
+// timeDurable times calls of service d that each end with the barrier,
+// on a durable store replicating to a backup in the same process; the
+// fastest of three rounds, per call.
+func timeDurable(n *app.Node, d *service.Descriptor, size int, budget time.Duration, noSync bool) (time.Duration, error) {
+	dir, err := os.MkdirTemp("", "e3-calibrate-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	opts := durable.Options{NoSync: noSync}
+	name := "calibrate/" + d.Name
+	open := func(file string) (*durable.Store, service.Handler, error) {
+		st, err := durable.Open(filepath.Join(dir, file), name, opts)
+		if err != nil {
+			return nil, nil, err
+		}
+		h, err := d.New(service.Env{Instance: name, Config: n.Config, Store: st, Seed: 1})
+		if err != nil {
+			st.Close()
+			return nil, nil, err
+		}
+		return st, h, nil
+	}
+	bst, bh, err := open("backup.db")
+	if err != nil {
+		return 0, err
+	}
+	defer closeCalibrated(bh)
+	b, err := durable.NewBackup(bst)
+	if err != nil {
+		bst.Close()
+		return 0, err
+	}
+	defer b.Close()
+	st, h, err := open("primary.db")
+	if err != nil {
+		return 0, err
+	}
+	defer closeCalibrated(h)
+	defer st.Close()
+	if err := st.Start(); err != nil {
+		return 0, err
+	}
+	ctx := context.Background()
+	if err := st.AddBackup(ctx, durable.LocalReplicator{Backup: b}); err != nil {
+		return 0, err
+	}
+	g := d.NewGenerator(1, size)
+	var c service.Context
+	buf := make([]byte, 0, 2048)
+	best := time.Duration(math.MaxInt64)
+	for range 3 {
+		calls := 0
+		start := time.Now()
+		for calls < 10 || time.Since(start) < budget/3 {
+			req, key := g.Next(buf)
+			c.Reset(time.Now().UnixNano(), key, nil)
+			h.Handle(&c, req)
+			if err := st.Sync(ctx); err != nil {
+				return 0, err
+			}
+			calls++
+			if calls >= 20000 {
+				break
+			}
+		}
+		best = min(best, time.Since(start)/time.Duration(calls))
+	}
+	return best, nil
+}
+
+func closeCalibrated(h service.Handler) {
+	if cl, ok := h.(service.Closer); ok {
+		cl.Close()
+	}
 }
 
 func firstNodeOf(a *app.App, svc string) string {
@@ -95,6 +196,11 @@ func (k Costs) RequestCost(a *app.App) time.Duration {
 	total := float64(k.PerRequest)
 	for _, n := range a.Nodes() {
 		total += n.Rate * float64(k.Handler[n.Service]+2*k.PerMessage)
+		if b, ok := k.Barrier[n.Service]; ok && n.Backups > 0 {
+			// The write's batch and its acknowledgement cross the control
+			// channel too.
+			total += n.Rate * float64(b+2*k.PerMessage)
+		}
 	}
 	return time.Duration(total)
 }
@@ -133,6 +239,12 @@ type RunConfig struct {
 	MaxSteps int
 	// Progress, if set, is told what is happening.
 	Progress func(what string, step, steps int)
+	// State is where stateful instances keep their state (default
+	// StateDisk).
+	State StateMode
+	// Orchestrator runs the data-plane orchestrator during the run; its
+	// decisions are in the report.
+	Orchestrator bool
 }
 
 // Report is what `e3 run` prints for one cluster. Every time and rate is in
@@ -183,6 +295,31 @@ type Report struct {
 	Curve []loadgen.Point `json:"curve"`
 	// RealSeconds is the wall-clock time the run took.
 	RealSeconds float64 `json:"real_seconds"`
+	// State is where stateful instances kept their state.
+	State string `json:"state"`
+	// Decisions are the orchestrator's, when it ran.
+	Decisions []DecisionJSON `json:"orchestrator_decisions,omitempty"`
+}
+
+// DecisionJSON is a Decision in a report.
+type DecisionJSON struct {
+	AtMs      float64 `json:"at_ms"`
+	Kind      string  `json:"kind"`
+	Text      string  `json:"text"`
+	Committed *bool   `json:"committed,omitempty"`
+}
+
+func decisionsJSON(ds []Decision) []DecisionJSON {
+	var out []DecisionJSON
+	for _, d := range ds {
+		j := DecisionJSON{AtMs: float64(d.At) / 1e6, Kind: d.Kind.String(), Text: d.Text}
+		if d.Result != nil {
+			ok := d.Result.Committed
+			j.Committed = &ok
+		}
+		out = append(out, j)
+	}
+	return out
 }
 
 // NodePlacement is one compute node's share of the application.
@@ -232,14 +369,18 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 	}
 	d := cfg.Dilation
 	if d <= 0 {
-		costs, err := MeasureCosts(cfg.App, 50*time.Millisecond)
+		costs, err := MeasureCostsWith(cfg.App, 50*time.Millisecond, cfg.State)
 		if err != nil {
 			return nil, err
 		}
 		d = ChooseDilation(plan, costs)
 	}
 	progress(fmt.Sprintf("starting %s (D=%g)", plan.Cluster, d), 0, cfg.MaxSteps)
-	c, err := Start(Config{Cluster: plan.Cluster, Dilation: d})
+	ccfg := Config{Cluster: plan.Cluster, Dilation: d, State: cfg.State}
+	if cfg.Orchestrator {
+		ccfg.Orchestrator = &OrchestratorConfig{}
+	}
+	c, err := Start(ccfg)
 	if err != nil {
 		return nil, err
 	}
@@ -375,6 +516,8 @@ func Run(ctx context.Context, cfg RunConfig) (*Report, error) {
 		r.RPJ = r.ThroughputRPS / r.PowerW
 	}
 	r.RealSeconds = time.Since(started).Seconds()
+	r.State = cfg.State.String()
+	r.Decisions = decisionsJSON(c.Decisions())
 	return r, nil
 }
 
@@ -392,7 +535,7 @@ func us(d time.Duration) float64 { return float64(d) / 1e3 }
 
 // lateness sums the agents' late and paced message counts and lateness.
 func (c *Cluster) lateness() (late, paced uint64, lateNs int64) {
-	for _, a := range c.agents {
+	for _, a := range c.Agents() {
 		s := a.Stats()
 		late += s.Late
 		paced += s.Paced

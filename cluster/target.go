@@ -32,6 +32,8 @@ type Target struct {
 	pending map[uint64]pendingReq
 	exact   *loadgen.Latency
 	from    int64 // record exact latencies of requests sent at or after this
+	samples []Sample
+	keep    bool // record samples
 
 	rel     releaseHeap
 	relWake chan struct{}
@@ -130,6 +132,28 @@ func (t *Target) MeasureFrom(from int64) {
 	t.mu.Unlock()
 }
 
+// Sample is one request's outcome: when it was sent and how long its
+// reply took, in emulated ns (from the messages' timestamps).
+type Sample struct {
+	Sent, Latency int64
+	Failed        bool
+}
+
+// RecordSamples starts (or stops) keeping a Sample of every reply, to see
+// latency over time (a migration's spike).
+func (t *Target) RecordSamples(on bool) {
+	t.mu.Lock()
+	t.keep = on
+	t.mu.Unlock()
+}
+
+// Samples returns the samples kept so far, in reply order.
+func (t *Target) Samples() []Sample {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]Sample(nil), t.samples...)
+}
+
 // ExactLatency returns the latencies recorded since MeasureFrom, from the
 // messages' emulated timestamps.
 func (t *Target) ExactLatency() *loadgen.Latency {
@@ -151,6 +175,15 @@ func (t *Target) onReply(id uint64, payload []byte, err error, at int64) {
 	delete(t.pending, id)
 	if t.c.emu != nil && err == nil && p.sent >= t.from {
 		t.exact.Record(at - p.sent)
+	}
+	if t.keep {
+		s := Sample{Sent: p.sent, Failed: err != nil}
+		if t.c.emu != nil {
+			s.Latency = at - p.sent
+		} else {
+			s.Latency = t.c.Now() - p.sent
+		}
+		t.samples = append(t.samples, s)
 	}
 	rel := &release{r: p.r, err: err, at: at}
 	if len(payload) > 0 {

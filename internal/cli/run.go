@@ -40,6 +40,7 @@ func newRunCmd() *cobra.Command {
 		dilation                    float64
 		asJSON                      bool
 		seed                        uint64
+		state, orch                 string
 	)
 	cmd := &cobra.Command{
 		Use:   "run APP|FILE",
@@ -76,6 +77,13 @@ busy cores with the Table 4 envelopes.
 			if dilation > 0 && dilation < 1 {
 				return fmt.Errorf("--dilation %v: want a factor >= 1, or 0 to choose it", dilation)
 			}
+			mode, err := cluster.ParseStateMode(state)
+			if err != nil {
+				return fmt.Errorf("--state: %w", err)
+			}
+			if orch != "on" && orch != "off" {
+				return fmt.Errorf("--orchestrator %q: want on or off", orch)
+			}
 			clusters := []string{clusterName}
 			if baseline != "" && baseline != "none" {
 				clusters = append(clusters, baseline)
@@ -92,6 +100,7 @@ busy cores with the Table 4 envelopes.
 				done := i * maxSteps
 				r, err := cluster.Run(cmd.Context(), cluster.RunConfig{
 					App: a, Cluster: cl, Algo: algo, Seed: seed, Dilation: dilation, Step: step, MaxSteps: maxSteps,
+					State: mode, Orchestrator: orch == "on",
 					Progress: func(what string, s, _ int) {
 						if bar != nil {
 							bar.Describe(what)
@@ -125,6 +134,8 @@ busy cores with the Table 4 envelopes.
 	cmd.Flags().Float64Var(&dilation, "dilation", 0, "time-dilation factor D (0: choose from this machine's cores and the application's cost)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().Uint64Var(&seed, "seed", 1, "seed of placement and workload")
+	cmd.Flags().StringVar(&state, "state", "disk", "where stateful instances keep their state: disk (durable stores, replicated, fsync off), fsync (the same with fsync), memory")
+	cmd.Flags().StringVar(&orch, "orchestrator", "off", "run the data-plane orchestrator during the run (on|off); its decisions are printed")
 	cmd.SetContext(context.Background())
 	return cmd
 }
