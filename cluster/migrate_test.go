@@ -220,4 +220,3 @@ func TestMigrationUnderSteadyLoad(t *testing.T) {
 	}
 	t.Logf("all %d acknowledged writes read back from %s, one by one", len(keys), c.Topology().Name(host))
 }
-
