@@ -711,7 +711,15 @@ func (s *Server) handleRegister(w http.ResponseWriter, r *http.Request, body []b
 	// its server had been failed, comes back).
 	s.lmu.Lock()
 	if l := s.lead; l != nil {
-		s.fsm.Read(func(st *State) { _ = l.heartbeat(s.now(), topology.NodeID(id), &HeartbeatRequest{Node: cmd.Node}, st) })
+		var back bool
+		s.fsm.Read(func(st *State) {
+			back, _ = l.heartbeat(s.now(), topology.NodeID(id), &HeartbeatRequest{Node: cmd.Node}, st)
+		})
+		if back {
+			if err := s.failoverRoundLocked(l); err != nil {
+				s.log.Warn("failover round after a registration failed", "err", err)
+			}
+		}
 	}
 	s.lmu.Unlock()
 	s.log.Info("agent registered", "node", cmd.Node, "addr", cmd.Addr)
@@ -738,6 +746,7 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request, body []
 		return
 	}
 	var err error
+	var back bool
 	var epoch uint64
 	s.fsm.Read(func(st *State) {
 		epoch = st.Epoch
@@ -746,11 +755,17 @@ func (s *Server) handleHeartbeat(w http.ResponseWriter, r *http.Request, body []
 			err = fmt.Errorf("%w: heartbeat from %q, which is not registered: register first (POST /v1/agents/register)", ErrNotFound, hb.Node)
 			return
 		}
-		err = l.heartbeat(s.now(), topology.NodeID(nr.ID), &hb, st)
+		back, err = l.heartbeat(s.now(), topology.NodeID(nr.ID), &hb, st)
 	})
 	if err != nil {
 		s.fail(w, err)
 		return
+	}
+	if back {
+		if err := s.failoverRoundLocked(l); err != nil {
+			s.log.Warn("failover round after a node came back failed", "err", err)
+		}
+		s.fsm.Read(func(st *State) { epoch = st.Epoch })
 	}
 	writeJSON(w, http.StatusOK, HeartbeatResponse{Epoch: epoch, Leader: s.api})
 }

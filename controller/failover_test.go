@@ -178,3 +178,20 @@ func copyState(t *testing.T, s *State) *State {
 	}
 	return st
 }
+
+// TestLateAgents starts the agents well after the leader declared every
+// silent server failed: their registrations bring the nodes back at once,
+// so a deploy right after succeeds.
+func TestLateAgents(t *testing.T) {
+	rs := startReplicas(t, clusterOpts{n: 1, inmem: true, tweak: func(_ int, c *Config) { c.LeaderGrace = 50 * time.Millisecond }})
+	time.Sleep(800 * time.Millisecond) // grace and failure timeout over: every server failed
+	agents := startAgents(t, rs.endpoints(), nodeNames)
+	defer agents.close()
+	dep, err := rs.client(adminTok).Deploy(context.Background(), deployReq(backupSpec))
+	if err != nil {
+		t.Fatalf("deploy right after the agents registered: %v", err)
+	}
+	if len(dep.Masked) != 0 {
+		t.Errorf("nodes masked after registering: %v", dep.Masked)
+	}
+}

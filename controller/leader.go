@@ -361,8 +361,13 @@ func (l *leader) migInstance(id orchestrator.MigrationID) orchestrator.InstanceI
 }
 
 // heartbeat feeds one agent report to the orchestrator. The node must be
-// registered (the caller checked).
-func (l *leader) heartbeat(now time.Time, n topology.NodeID, hb *HeartbeatRequest, st *State) error {
+// registered (the caller checked). It reports whether the report brought
+// back a node whose server had been failed: the caller then runs a
+// failover round at once, which gives the node's capacity back to
+// placement, rather than leave it blocked until the next tick.
+func (l *leader) heartbeat(now time.Time, n topology.NodeID, hb *HeartbeatRequest, st *State) (rejoined bool, err error) {
+	wasFailed := l.o.NodeFailed(n)
+	defer func() { rejoined = wasFailed && err == nil && !l.o.NodeFailed(n) }()
 	l.heard[n] = now
 	oh := orchestrator.Heartbeat{Node: n, Seq: hb.Seq, Queue: orchestrator.Saturate16(uint64(max(hb.Queue, 0))),
 		RxBytes: orchestrator.Saturate32(hb.RxBytes), TxBytes: orchestrator.Saturate32(hb.TxBytes)}
@@ -383,7 +388,7 @@ func (l *leader) heartbeat(now time.Time, n topology.NodeID, hb *HeartbeatReques
 		oh.Samples = append(oh.Samples, orchestrator.ExecSample{Instance: ids[in.Index], Count: smp.Count, MeanNs: mean})
 	}
 	oh.Samples = sortSamples(oh.Samples, func(a, b orchestrator.ExecSample) int { return cmp.Compare(a.Instance, b.Instance) })
-	return l.o.Observe(l.since(now), &oh)
+	return false, l.o.Observe(l.since(now), &oh)
 }
 
 // alive reports the leader's view of node n and how long ago it was heard
@@ -427,6 +432,11 @@ func (s *Server) failoverLoop(l *leader) {
 func (s *Server) failoverRound(l *leader) error {
 	s.lmu.Lock()
 	defer s.lmu.Unlock()
+	return s.failoverRoundLocked(l)
+}
+
+// failoverRoundLocked is failoverRound with lmu held.
+func (s *Server) failoverRoundLocked(l *leader) error {
 	if s.lead != l {
 		return nil
 	}

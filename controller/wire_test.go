@@ -124,7 +124,7 @@ func FuzzHeartbeat(f *testing.F) {
 		}
 		k++
 		now := start.Add(time.Duration(k) * time.Millisecond)
-		if err := l.heartbeat(now, topology.NodeID(nr.ID), &hb, st); err != nil {
+		if _, err := l.heartbeat(now, topology.NodeID(nr.ID), &hb, st); err != nil {
 			t.Fatalf("heartbeat of a registered node refused: %v", err)
 		}
 		l.o.Decide(l.since(now))
