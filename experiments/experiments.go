@@ -10,7 +10,8 @@ import (
 // what it runs, what it measures, how its numbers are derived, and the
 // function that runs it.
 type Experiment struct {
-	// ID is "X1" to "X12", as in docs/experiments.md.
+	// ID is "X1" to "X12", as in docs/experiments.md, or "V1" for a
+	// validation of one engine against another.
 	ID string
 	// Title names the experiment; Paper the figure or table of the paper
 	// it corresponds to.
@@ -88,15 +89,16 @@ func idNum(id string) int {
 	return n
 }
 
-// ByID finds an experiment by its ID, ignoring case ("x4" is X4).
+// ByID finds an experiment or a validation by its ID, ignoring case ("x4"
+// is X4).
 func ByID(id string) (*Experiment, error) {
-	for _, e := range registry {
+	for _, e := range Reported() {
 		if strings.EqualFold(e.ID, id) {
 			return e, nil
 		}
 	}
 	var ids []string
-	for _, e := range All() {
+	for _, e := range Reported() {
 		ids = append(ids, e.ID)
 	}
 	return nil, fmt.Errorf("experiments: no experiment %q (known: %s)", id, strings.Join(ids, ", "))
