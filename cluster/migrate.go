@@ -165,11 +165,14 @@ wait:
 	if err != nil {
 		return nil, fmt.Errorf("cluster: migrate %s: %w", id, err)
 	}
-	// The source finished the move while applying t2 and reported it.
-	select {
-	case s := <-watch:
-		last = s
-	case <-time.After(time.Second):
+	// The source finished the move while applying t2 and reported it
+	// (unless it had finished already, or is down).
+	if !last.Phase.Final() && !c.dead(from) {
+		select {
+		case s := <-watch:
+			last = s
+		case <-time.After(time.Second):
+		}
 	}
 	res.Committed, res.Source = commit, last
 	if !commit {

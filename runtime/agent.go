@@ -323,6 +323,9 @@ func (a *Agent) Node() topology.NodeID { return a.self }
 // Addr is the agent's data endpoint, the address in routing tables.
 func (a *Agent) Addr() netip.AddrPort { return a.ep.LocalAddr() }
 
+// Closed reports whether the agent was closed (stopped or killed).
+func (a *Agent) Closed() bool { return a.closed.Load() }
+
 // Cores is the number of workers (emulated cores).
 func (a *Agent) Cores() int { return len(a.workers) }
 

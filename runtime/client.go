@@ -67,8 +67,27 @@ func NewClient(conn transport.BatchConn, cfg ClientConfig) (*Client, error) {
 	return c, nil
 }
 
-// SetTable gives the client the routing table to use.
-func (c *Client) SetTable(t *Table) { c.table.Store(t) }
+// SetTable gives the client the routing table to use. Channels to nodes
+// whose address changed (a restarted agent) are closed; the next request
+// opens one to the new address.
+func (c *Client) SetTable(t *Table) {
+	old := c.table.Swap(t)
+	if old == nil {
+		return
+	}
+	var stale []*transport.Channel
+	c.mu.Lock()
+	for n, ch := range c.chans {
+		if ch != nil && old.addr(topology.NodeID(n)) != t.addr(topology.NodeID(n)) {
+			stale = append(stale, ch)
+			c.chans[n] = nil
+		}
+	}
+	c.mu.Unlock()
+	for _, ch := range stale {
+		ch.Close()
+	}
+}
 
 // Target returns the node a request for instance of app enters at: the
 // instance's node, or the SmartNIC the ToR picks for its host.

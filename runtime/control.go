@@ -56,7 +56,16 @@ const (
 	ctlChunk uint8 = 1 // a piece of a stream
 	ctlAck   uint8 = 2 // the stream was carried out
 	ctlNack  uint8 = 3 // the stream failed; payload: why
+	// ctlPing keeps a channel busy while its sender waits for an answer:
+	// the channel acknowledges it (or fails for want of acknowledgement
+	// when the peer is gone), the receiver ignores it. Without it a
+	// sender whose stream was wholly delivered would not notice that the
+	// peer died before answering.
+	ctlPing uint8 = 4
 )
+
+// ctlPingEvery is how often a caller waiting for an answer pings.
+const ctlPingEvery = 20 * time.Millisecond
 
 // Operations a stream asks for.
 const (
@@ -120,8 +129,12 @@ func decodeControl(b []byte) (ctlHeader, []byte, error) {
 			return h, nil, fmt.Errorf("%w: ack with a payload of %d bytes, want 8", errBadControl, len(p))
 		}
 	case ctlNack:
+	case ctlPing:
+		if len(p) != 0 {
+			return h, nil, fmt.Errorf("%w: ping with a payload of %d bytes", errBadControl, len(p))
+		}
 	default:
-		return h, nil, fmt.Errorf("%w: kind %d at offset 0, want 1 (chunk), 2 (ack) or 3 (nack)", errBadControl, h.kind)
+		return h, nil, fmt.Errorf("%w: kind %d at offset 0, want 1 (chunk), 2 (ack), 3 (nack) or 4 (ping)", errBadControl, h.kind)
 	}
 	return h, p, nil
 }
@@ -260,13 +273,22 @@ func (a *Agent) ctlCall(ctx context.Context, n topology.NodeID, op uint8, appID,
 			return 0, a.ctlFailed(n, ch, err)
 		}
 	}
-	select {
-	case r := <-done:
-		return r.lsn, r.err
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	case <-a.ctx.Done():
-		return 0, errors.New("runtime: agent stopped")
+	ping := time.NewTicker(ctlPingEvery)
+	defer ping.Stop()
+	pb := (&ctlHeader{kind: ctlPing, stream: id}).append(nil)
+	for {
+		select {
+		case r := <-done:
+			return r.lsn, r.err
+		case <-ping.C:
+			if err := ch.TrySend(pb); err != nil && err != transport.ErrBackpressure {
+				return 0, a.ctlFailed(n, ch, err)
+			}
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-a.ctx.Done():
+			return 0, errors.New("runtime: agent stopped")
+		}
 	}
 }
 
@@ -347,6 +369,8 @@ func (a *Agent) ctlInput(ch *transport.Channel, b []byte) {
 	}
 	c := a.ctl
 	switch h.kind {
+	case ctlPing:
+		return
 	case ctlAck, ctlNack:
 		r := ctlResult{}
 		if h.kind == ctlAck {

@@ -681,6 +681,7 @@ func (p *pacer) occupyTM(m *msg) {
 	p.occupy(m, int64(p.a.emu.TMDemand))
 	p.a.stats.tmBusyNs.Add(int64(p.a.emu.TMDemand))
 	p.a.stats.tmPackets.Add(1)
+	p.a.stats.tmWaitNs.Add(m.start - m.due)
 	if m.start > m.due {
 		p.tmQ = append(p.tmQ, m.start)
 	}

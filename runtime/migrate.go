@@ -352,7 +352,7 @@ func (m *migration) runOut() {
 	m.mu.Unlock()
 	m.report()
 	m.hook()
-	err := in.drained(m.ctx)
+	err := in.drained(m.ctx) // fails at once if the agent closed in the hook
 	drainedAt := time.Now()
 	var payload []byte
 	var lsn uint64
@@ -363,7 +363,9 @@ func (m *migration) runOut() {
 		m.mu.Unlock()
 		m.report()
 		m.hook()
-		payload, lsn, err = a.cutState(m.ctx, m.mv.ID, in)
+		if err = m.ctx.Err(); err == nil {
+			payload, lsn, err = a.cutState(m.ctx, m.mv.ID, in)
+		}
 	}
 	if err == nil {
 		err = a.ship(m.ctx, m.mv, payload)
@@ -380,6 +382,9 @@ func (m *migration) runOut() {
 	m.mu.Unlock()
 	if err == nil {
 		m.hook()
+	}
+	if a.ctx.Err() != nil {
+		return // the agent is gone (closed, or crashed in the hook): it reports nothing more
 	}
 	switch {
 	case commit:
@@ -527,9 +532,13 @@ func (a *Agent) migrateIn(appID, instance uint32, data []byte) (uint64, error) {
 		return 0, fmt.Errorf("%w: %s has no migration %d of instance %d of app %d", ErrNotPrepared, a.Name(), id, instance, appID)
 	}
 	m.hook() // the state has arrived
+	if err := m.ctx.Err(); err != nil {
+		return 0, fmt.Errorf("runtime: %s: migration %d: %w", a.Name(), id, err)
+	}
 	lsn, err := m.restore(mode, body, len(data))
 	if err == nil {
 		m.hook() // restored, not yet acknowledged
+		err = m.ctx.Err()
 	}
 	return lsn, err
 }

@@ -23,6 +23,7 @@ type agentStats struct {
 	busyNs, tmBusyNs, queueNs  atomic.Int64
 	tmPackets                  atomic.Uint64
 	tmDepth                    atomic.Int64
+	tmWaitNs                   atomic.Int64
 }
 
 // Stats is a snapshot of an agent's counters. Times are emulated in
@@ -77,8 +78,13 @@ type Heartbeat struct {
 	// At is the time of the report (emulated ns in emulation, real ns
 	// since the agent started otherwise).
 	At int64
-	// TMQueueDepth is the traffic manager's standing queue (SmartNICs).
+	// TMQueueDepth is the traffic manager's queue now (SmartNICs).
 	TMQueueDepth int
+	// TMWaitNs is the cumulative time traffic-manager forwardings waited
+	// for a core. Over a period its growth divided by the period's length
+	// is the queue's mean depth (Little's law): what the orchestrator's
+	// host-starvation detector watches.
+	TMWaitNs int64
 	// BytesIn and BytesOut are cumulative message bytes.
 	BytesIn, BytesOut uint64
 	// BusyNs is the cumulative core time spent, summed over cores.
@@ -167,7 +173,7 @@ func (a *Agent) heartbeatLoop() {
 				at = a.emuNow()
 			}
 			s := &a.stats
-			hb := &Heartbeat{Node: a.self, Epoch: a.Epoch(), At: at, TMQueueDepth: int(s.tmDepth.Load()),
+			hb := &Heartbeat{Node: a.self, Epoch: a.Epoch(), At: at, TMQueueDepth: int(s.tmDepth.Load()), TMWaitNs: s.tmWaitNs.Load(),
 				BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load(), BusyNs: s.busyNs.Load()}
 			hb.Instances = a.instanceStats(nil)
 			hb.Migrations = a.Migrations()
