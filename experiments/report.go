@@ -129,7 +129,15 @@ func WriteReport(w io.Writer, runs []Run, o ReportOptions) error {
 	if o.Machine != "" {
 		fmt.Fprintf(&b, " (%s)", o.Machine)
 	}
-	b.WriteString("; their times differ from run to run.\n\n")
+	b.WriteString("; their times differ from run to run.")
+	for _, r := range runs {
+		if r.Experiment.ID == "V1" {
+			b.WriteString(" V1 checks the simulator against the emulated cluster: it runs `e3 run` (package cluster: real microservices " +
+				"on emulated hardware, in real time with dilated clocks) beside the simulator, so its emulated figures, though computed from the " +
+				"same models of hardware and power, also differ a little from run to run.")
+		}
+	}
+	b.WriteString("\n\n")
 	b.WriteString("| id | paper | experiment |\n| --- | --- | --- |\n")
 	for _, r := range runs {
 		e := r.Experiment
