@@ -57,7 +57,8 @@ type Config struct {
 	// node; empty means a temporary directory that Stop removes.
 	DataDir string
 	// MigrationTimeout bounds a migration's drain and shipping (real
-	// time; default runtime.DefaultMigrationTimeout).
+	// time; default runtime.DefaultMigrationTimeout, or one second of
+	// emulated time if that is longer).
 	MigrationTimeout time.Duration
 	// MigrationHook is handed to every agent, with the agent's node (see
 	// runtime.Config.MigrationHook): fault injection for tests.
@@ -191,6 +192,14 @@ func Start(cfg Config) (*Cluster, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MigrationTimeout == 0 {
+		// A migration may take up to a second of emulated time, which
+		// lasts D seconds here.
+		cfg.MigrationTimeout = runtime.DefaultMigrationTimeout
+		if d := cfg.Dilation; d > 1 {
+			cfg.MigrationTimeout = max(cfg.MigrationTimeout, time.Duration(d*float64(time.Second)))
+		}
 	}
 	c := &Cluster{cfg: cfg, spec: spec, topo: topo, pc: pc, params: params, registry: cfg.Registry, dataDir: cfg.DataDir}
 	if c.cfg.State != StateMemory && c.dataDir == "" {

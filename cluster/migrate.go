@@ -113,9 +113,6 @@ func (c *Cluster) Migrate(ctx context.Context, dep *Deployment, id string, to to
 
 	// Wait for the source's verdict.
 	timeout := c.cfg.MigrationTimeout
-	if timeout == 0 {
-		timeout = runtime.DefaultMigrationTimeout
-	}
 	deadline := time.NewTimer(timeout + time.Second)
 	defer deadline.Stop()
 	poll := time.NewTicker(5 * time.Millisecond)

@@ -197,6 +197,7 @@ type Agent struct {
 	applied bool       // a table was applied since the agent started
 
 	ctl   *control
+	rel   *releaser // messages whose barrier passed, to route
 	migMu sync.Mutex
 	migs  map[uint64]*migration // migrations the table in force lists, by id
 
@@ -284,6 +285,7 @@ func New(cfg Config) (*Agent, error) {
 		hostLinks: make([]atomic.Pointer[transport.HostPort], t.NumNodes()),
 		ing:       newIngress(),
 		ctl:       newControl(),
+		rel:       newReleaser(),
 		migs:      map[uint64]*migration{},
 	}
 	if !a.isNIC {
@@ -390,6 +392,8 @@ func (a *Agent) Start() {
 	}
 	a.wg.Add(1)
 	go a.sweepLoop()
+	a.wg.Add(1)
+	go a.releaseLoop()
 	if a.cfg.Controller != nil {
 		a.wg.Add(1)
 		go a.heartbeatLoop()
@@ -503,10 +507,15 @@ func (a *Agent) forgetPeer(n topology.NodeID) {
 		ch.Close()
 	}
 	a.ctl.mu.Lock()
-	cc := a.ctl.chans[n]
-	delete(a.ctl.chans, n)
+	var cs []*transport.Channel
+	for _, id := range []uint32{ControlChannelID, BulkChannelID} {
+		if cc := a.ctl.chans[chanRef{n, id}]; cc != nil {
+			cs = append(cs, cc)
+			delete(a.ctl.chans, chanRef{n, id})
+		}
+	}
 	a.ctl.mu.Unlock()
-	if cc != nil {
+	for _, cc := range cs {
 		cc.Close()
 	}
 }
@@ -551,7 +560,7 @@ func (a *Agent) acceptLoop() {
 				a.peers[n].Store(ch)
 			}
 			a.trackLocked(ch, fromPeer, n)
-		case ControlChannelID:
+		case ControlChannelID, BulkChannelID:
 			a.acceptControl(ch)
 		default:
 			a.log.Warn("channel with an unknown id", "peer", ch.Peer(), "id", ch.ID())

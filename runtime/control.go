@@ -21,6 +21,20 @@ import (
 // the data path's receiver.
 const ControlChannelID uint32 = 3
 
+// BulkChannelID is the channel id that carries large streams between two
+// agents: backup seeds and migrating instances' state. A seed of several
+// megabytes fills its channel's window for a while; on a channel of its
+// own it does not hold up the replication of every request's writes.
+const BulkChannelID uint32 = 4
+
+// channelFor returns the channel id that carries op.
+func channelFor(op uint8) uint32 {
+	if op == opReplicate {
+		return ControlChannelID
+	}
+	return BulkChannelID
+}
+
 // Control messages. A message on the control channel is a 28-byte header
 // and a payload, little endian:
 //
@@ -158,7 +172,7 @@ type ctlPartial struct {
 // control is an agent's side of the control channels.
 type control struct {
 	mu      sync.Mutex
-	chans   map[topology.NodeID]*transport.Channel
+	chans   map[chanRef]*transport.Channel
 	running map[*transport.Channel]bool // channels with a receiver
 	waiters map[uint64]ctlWaiter
 	// partial streams, by sender node and stream id.
@@ -172,6 +186,12 @@ type ctlWaiter struct {
 	done chan ctlResult
 }
 
+// chanRef names a control channel: its peer and its id.
+type chanRef struct {
+	n  topology.NodeID
+	id uint32
+}
+
 // ctlKey names a stream being received: the channel it arrives on (one
 // per peer) and the sender's id for it.
 type ctlKey struct {
@@ -180,16 +200,17 @@ type ctlKey struct {
 }
 
 func newControl() *control {
-	return &control{chans: map[topology.NodeID]*transport.Channel{}, running: map[*transport.Channel]bool{}, waiters: map[uint64]ctlWaiter{}, partial: map[ctlKey]*ctlPartial{}}
+	return &control{chans: map[chanRef]*transport.Channel{}, running: map[*transport.Channel]bool{}, waiters: map[uint64]ctlWaiter{}, partial: map[ctlKey]*ctlPartial{}}
 }
 
-// ctlChannel returns the control channel to node n, opening it on first
+// ctlChannel returns control channel id to node n, opening it on first
 // use.
-func (a *Agent) ctlChannel(n topology.NodeID) (*transport.Channel, error) {
+func (a *Agent) ctlChannel(n topology.NodeID, id uint32) (*transport.Channel, error) {
 	c := a.ctl
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if ch := c.chans[n]; ch != nil && ch.Err() == nil {
+	ref := chanRef{n, id}
+	if ch := c.chans[ref]; ch != nil && ch.Err() == nil {
 		return ch, nil
 	}
 	addr := a.state.Load().table.addr(n)
@@ -198,11 +219,11 @@ func (a *Agent) ctlChannel(n topology.NodeID) (*transport.Channel, error) {
 	}
 	// Open returns the channel the peer opened, if it did: one channel
 	// per pair, with one receiver.
-	ch, err := a.ep.Open(addr, ControlChannelID)
+	ch, err := a.ep.Open(addr, id)
 	if err != nil {
 		return nil, err
 	}
-	c.chans[n] = ch
+	c.chans[ref] = ch
 	a.ctlReceiveLocked(ch)
 	return ch, nil
 }
@@ -225,8 +246,9 @@ func (a *Agent) acceptControl(ch *transport.Channel) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if n := a.nodeByAddr(ch.Peer()); n >= 0 {
-		if old := c.chans[n]; old == nil || old.Err() != nil {
-			c.chans[n] = ch
+		ref := chanRef{n, ch.ID()}
+		if old := c.chans[ref]; old == nil || old.Err() != nil {
+			c.chans[ref] = ch
 		}
 	}
 	a.ctlReceiveLocked(ch)
@@ -241,7 +263,7 @@ func (a *Agent) ctlCall(ctx context.Context, n topology.NodeID, op uint8, appID,
 		// No channel to oneself: carry it out here.
 		return a.ctlExecute(op, appID, instance, data)
 	}
-	ch, err := a.ctlChannel(n)
+	ch, err := a.ctlChannel(n, channelFor(op))
 	if err != nil {
 		return 0, err
 	}
@@ -299,8 +321,8 @@ func (a *Agent) ctlFailed(n topology.NodeID, ch *transport.Channel, err error) e
 		return err
 	}
 	a.ctl.mu.Lock()
-	if a.ctl.chans[n] == ch {
-		delete(a.ctl.chans, n)
+	if ref := (chanRef{n, ch.ID()}); a.ctl.chans[ref] == ch {
+		delete(a.ctl.chans, ref)
 	}
 	a.ctl.mu.Unlock()
 	return fmt.Errorf("runtime: control channel to %s: %w", a.topo.Name(n), err)
@@ -327,9 +349,9 @@ func (a *Agent) ctlLoop(ch *transport.Channel) {
 func (a *Agent) ctlDrop(ch *transport.Channel) {
 	c := a.ctl
 	c.mu.Lock()
-	for n, x := range c.chans {
+	for ref, x := range c.chans {
 		if x == ch {
-			delete(c.chans, n)
+			delete(c.chans, ref)
 		}
 	}
 	delete(c.running, ch)

@@ -532,9 +532,14 @@ func (w *worker) handle(m *msg) {
 		// The barrier: what the handler wrote must be on disk and at the
 		// backup before anything it emits leaves or its request is
 		// answered. (It waits for every earlier record of the instance,
-		// so no reply reveals a write that could still be lost.)
-		err = in.store.Sync(a.ctx)
+		// so no reply reveals a write that could still be lost.) The
+		// worker does not wait: the message, its emits and its response
+		// are set aside and routed when the records are durable, so that
+		// the commits of many messages are shared (group commit).
 		m.finish += in.replRTT.Load()
+		d := newDeferred(in, m, w.emits, w.arena, w.ctx.Response())
+		in.store.SyncFunc(d.readyF)
+		return
 	}
 	if err != nil {
 		in.errs.Add(1)
@@ -552,15 +557,19 @@ func (w *worker) handle(m *msg) {
 // the message's completion weight exactly among them; with nothing to send
 // it returns the weight (and the response) to the ingress.
 func (w *worker) route(in *instance, m *msg) {
-	a := w.a
+	w.a.route(in, m, w.emits, w.arena, w.ctx.Response())
+}
+
+// route sends what a handler emitted (emits, their payloads in arena) and
+// its response resp on, for message m of instance in.
+func (a *Agent) route(in *instance, m *msg, emits []emitted, arena, resp []byte) {
 	nd := in.inst.Node
 	n := 0
-	for _, e := range w.emits {
+	for _, e := range emits {
 		for _, ed := range nd.Out {
 			n += targets(ed, e.key, &m.h)
 		}
 	}
-	resp := w.ctx.Response()
 	if n == 0 {
 		c := transport.Header{Kind: transport.KindCompletion, App: m.h.App, Instance: m.h.Instance,
 			OriginNode: m.h.OriginNode, OriginSlot: m.h.OriginSlot, Request: m.h.Request, Weight: m.h.Weight}
@@ -582,9 +591,16 @@ func (w *worker) route(in *instance, m *msg) {
 	first, each := transport.SplitWeight(m.h.Weight, n)
 	i := 0
 	st := a.state.Load()
-	as := st.apps[m.h.App]
-	for _, e := range w.emits {
-		payload := w.arena[e.off:e.end]
+	var as *appState
+	if int(m.h.App) < len(st.apps) {
+		as = st.apps[m.h.App]
+	}
+	if as == nil {
+		a.sendError(m.h, "runtime: app no longer deployed on "+a.Name(), m.finish)
+		return
+	}
+	for _, e := range emits {
+		payload := arena[e.off:e.end]
 		for ei, ed := range nd.Out {
 			if !takes(ed, e.key, &m.h) {
 				continue

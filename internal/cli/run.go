@@ -41,6 +41,8 @@ func newRunCmd() *cobra.Command {
 		asJSON                      bool
 		seed                        uint64
 		state, orch                 string
+		x6                          bool
+		x6Real                      time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "run APP|FILE",
@@ -83,6 +85,9 @@ busy cores with the Table 4 envelopes.
 			}
 			if orch != "on" && orch != "off" {
 				return fmt.Errorf("--orchestrator %q: want on or off", orch)
+			}
+			if x6 {
+				return runX6(cmd, a, clusterName, seed, dilation, mode, x6Real, asJSON)
 			}
 			clusters := []string{clusterName}
 			if baseline != "" && baseline != "none" {
@@ -136,6 +141,8 @@ busy cores with the Table 4 envelopes.
 	cmd.Flags().Uint64Var(&seed, "seed", 1, "seed of placement and workload")
 	cmd.Flags().StringVar(&state, "state", "disk", "where stateful instances keep their state: disk (durable stores, replicated, fsync off), fsync (the same with fsync), memory")
 	cmd.Flags().StringVar(&orch, "orchestrator", "off", "run the data-plane orchestrator during the run (on|off); its decisions are printed")
+	cmd.Flags().BoolVar(&x6, "x6", false, "experiment X6 instead of a knee search: SmartNICs packed by memory, the simulator's knee load of HCM's placement, orchestrator off then on")
+	cmd.Flags().DurationVar(&x6Real, "x6-max-real", 3*time.Minute, "with --x6: longest wall-clock time of one run (emulated warm-up and window shrink to fit)")
 	cmd.SetContext(context.Background())
 	return cmd
 }
