@@ -65,7 +65,7 @@ type X6Report struct {
 	WarmupMs float64 `json:"warmup_ms"`
 	WindowMs float64 `json:"window_ms"`
 	// Off and On are the runs without and with the orchestrator.
-	Off, On X6Run `json:"-"`
+	Off, On X6Run   `json:"-"`
 	Runs    []X6Run `json:"runs"`
 }
 
