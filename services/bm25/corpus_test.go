@@ -1,0 +1,58 @@
+package bm25
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"math"
+	"testing"
+
+	"github.com/e3-platform/e3/service"
+)
+
+// TestCorpusFingerprint pins the generated corpus: the SHA-256 of the index
+// built from it (vocabulary in term-id order, IDFs, postings and their
+// weights) for the default configuration and for one with other corpus
+// parameters. The corpus code may be reorganised; these must not move
+// unless a commit means to change the corpus and says so.
+func TestCorpusFingerprint(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  map[string]string
+		want string
+	}{
+		{nil, "7d6e296ff658800bd35892cdc60afed3601c7ad79c47d82c661b5984e752bd0a"},
+		{map[string]string{"corpus_seed": "7", "docs": "2000", "vocab": "5000", "doc_len": "50", "zipf_s": "1.3"}, "c7455415375a9be0f23446247ea708742c1d26bc7c52fcd7b47049eb4d1a3a56"},
+	} {
+		h, err := New(service.Env{Config: tc.cfg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := indexFingerprint(h.(*Handler).Index()); got != tc.want {
+			t.Errorf("config %v: corpus fingerprint %s, want %s", tc.cfg, got, tc.want)
+		}
+	}
+}
+
+func indexFingerprint(ix *Index) string {
+	h := sha256.New()
+	put := func(v uint64) { h.Write(binary.LittleEndian.AppendUint64(nil, v)) }
+	put(uint64(ix.ndocs))
+	put(math.Float64bits(ix.avgdl))
+	for _, w := range ix.words {
+		put(uint64(len(w)))
+		h.Write([]byte(w))
+	}
+	for _, x := range ix.idf {
+		put(math.Float64bits(x))
+	}
+	for _, x := range ix.start {
+		put(uint64(x))
+	}
+	for _, x := range ix.docs {
+		put(uint64(x))
+	}
+	for _, x := range ix.weights {
+		put(math.Float64bits(x))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
