@@ -48,6 +48,8 @@ type X6Config struct {
 	State StateMode
 	// Progress, if set, hears what is happening.
 	Progress func(string)
+	// onOnly skips the run without the orchestrator (tests).
+	onOnly bool
 }
 
 // X6Report is the outcome of [RunX6].
@@ -247,6 +249,9 @@ func RunX6(ctx context.Context, cfg X6Config) (*X6Report, error) {
 	}
 	rep.WarmupMs, rep.WindowMs = float64(warm)/1e6, float64(win)/1e6
 	for _, on := range []bool{false, true} {
+		if cfg.onOnly && !on {
+			continue
+		}
 		say("%s: packed by memory, orchestrator %v, D=%g, %v + %v emulated", a.Name, onOff(on), d, warm, win)
 		r, err := runX6Once(ctx, plan, cfg, d, on, warm, win)
 		if err != nil {
