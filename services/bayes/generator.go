@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/e3-platform/e3/service"
+	"github.com/e3-platform/e3/services/internal/mix"
 )
 
 // DefaultRequestSize is the request size of the paper's benchmarks.
@@ -67,15 +68,5 @@ func (g *generator) Next(dst []byte) ([]byte, uint64) {
 	g.now += 1_000_000
 	ev := service.Event{Op: service.OpObserve, Key: g.rng.Uint64N(100_000), Item: uint64(c), Time: g.now, Text: g.text}
 	out, _ := service.AppendEvent(dst[:0], &ev, g.size) // parts are far below the format's limits
-	return out, mix64(ev.Key)
-}
-
-// mix64 is the splitmix64 finaliser; it turns a small id into a well spread
-// routing key.
-func mix64(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	return x ^ x>>31
+	return out, mix.SplitMix64(ev.Key)
 }

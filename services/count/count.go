@@ -8,6 +8,7 @@ import (
 
 	"github.com/e3-platform/e3/collections"
 	"github.com/e3-platform/e3/service"
+	"github.com/e3-platform/e3/services/internal/mix"
 )
 
 // Config keys and their defaults.
@@ -69,25 +70,16 @@ func New(env service.Env) (service.Handler, error) {
 	return &Counter{shift: uint(64 - b), bitmap: bm, counts: cs}, nil
 }
 
-// mix is the 64-bit finaliser of MurmurHash3: items are often small
-// sequential ids, and without mixing they would all land in the first
-// bitmap words. It is fixed, so every node maps an item to the same bit.
-func mix(x uint64) uint64 {
-	x ^= x >> 33
-	x *= 0xff51afd7ed558ccd
-	x ^= x >> 33
-	x *= 0xc4ceb9fe1a85ec53
-	x ^= x >> 33
-	return x
-}
-
 // Handle counts one event; see the package comment for the encoding.
 func (h *Counter) Handle(c *service.Context, req []byte) error {
 	var ev service.Event
 	if err := service.DecodeEvent(req, &ev); err != nil {
 		return fmt.Errorf("count: %w", err)
 	}
-	bit := mix(ev.Item) >> h.shift
+	// Items are often small sequential ids: unmixed, they would all land
+	// in the first bitmap words. The finaliser is fixed, so every node
+	// maps an item to the same bit.
+	bit := mix.Murmur3(ev.Item) >> h.shift
 	word, mask := int(bit>>6), uint64(1)<<(bit&63)
 	var out [QueryReplyLen]byte
 	switch ev.Op {

@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/e3-platform/e3/service"
+	"github.com/e3-platform/e3/services/internal/mix"
 )
 
 // Generator parameters. They model a hashtag stream: a million possible
@@ -56,7 +57,7 @@ func (g *generator) Next(dst []byte) ([]byte, uint64) {
 	g.ev = service.Event{
 		Op:   service.OpObserve,
 		Key:  uint64(g.rng.IntN(genUsers)),
-		Item: mix(rank + 1),
+		Item: mix.Murmur3(rank + 1),
 		Time: g.now,
 		Text: g.text,
 	}

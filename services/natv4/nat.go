@@ -2,6 +2,8 @@ package natv4
 
 import (
 	"sync"
+
+	"github.com/e3-platform/e3/services/internal/mix"
 )
 
 // natShards splits the translation state so cores working on different
@@ -20,20 +22,11 @@ const (
 )
 
 // endpointKey packs protocol, address and port into a table key. Bit 63
-// marks a used slot.
+// marks a used slot. Keys are hashed to shards and slots with
+// mix.Murmur3, in which every input bit affects every output bit, so
+// adjacent ports land in unrelated slots.
 func endpointKey(proto uint8, addr uint32, port uint16) uint64 {
 	return occupied | uint64(proto)<<48 | uint64(addr)<<16 | uint64(port)
-}
-
-func mix(k uint64) uint64 {
-	// The finaliser of MurmurHash3/SplitMix64: every input bit affects
-	// every output bit, so adjacent ports land in unrelated slots.
-	k ^= k >> 33
-	k *= 0xff51afd7ed558ccd
-	k ^= k >> 33
-	k *= 0xc4ceb9fe1a85ec53
-	k ^= k >> 33
-	return k
 }
 
 type fwdSlot struct {
@@ -84,7 +77,7 @@ func newNATTable(pool []uint32, maxMappings int, timeout int64) *natTable {
 
 func (s *natShard) findFwd(key uint64) int {
 	m := len(s.fwd) - 1
-	for i := int(mix(key)>>8) & m; ; i = (i + 1) & m {
+	for i := int(mix.Murmur3(key)>>8) & m; ; i = (i + 1) & m {
 		switch s.fwd[i].key {
 		case key:
 			return i
@@ -96,7 +89,7 @@ func (s *natShard) findFwd(key uint64) int {
 
 func (s *natShard) findRev(key uint64) int {
 	m := len(s.rev) - 1
-	for i := int(mix(key)>>8) & m; ; i = (i + 1) & m {
+	for i := int(mix.Murmur3(key)>>8) & m; ; i = (i + 1) & m {
 		switch s.rev[i].key {
 		case key:
 			return i
@@ -110,7 +103,7 @@ func (s *natShard) findRev(key uint64) int {
 // port), allocating one for a new flow. ok is false when the shard is full.
 func (t *natTable) outbound(proto uint8, addr uint32, port uint16, now int64) (oaddr uint32, oport uint16, ok bool) {
 	key := endpointKey(proto, addr, port)
-	h := mix(key)
+	h := mix.Murmur3(key)
 	sh := int(h & (natShards - 1))
 	s := &t.shards[sh]
 	s.mu.Lock()
@@ -212,7 +205,7 @@ func deleteFwd(tab []fwdSlot, i int) {
 			if tab[j].key == 0 {
 				return
 			}
-			if k := int(mix(tab[j].key)>>8) & m; !between(i, k, j) {
+			if k := int(mix.Murmur3(tab[j].key)>>8) & m; !between(i, k, j) {
 				tab[i] = tab[j]
 				i = j
 				break
@@ -231,7 +224,7 @@ func deleteRev(tab []revSlot, i int) {
 			if tab[j].key == 0 {
 				return
 			}
-			if k := int(mix(tab[j].key)>>8) & m; !between(i, k, j) {
+			if k := int(mix.Murmur3(tab[j].key)>>8) & m; !between(i, k, j) {
 				tab[i] = tab[j]
 				i = j
 				break

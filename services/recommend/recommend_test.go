@@ -12,6 +12,7 @@ import (
 
 	"github.com/e3-platform/e3/collections"
 	"github.com/e3-platform/e3/service"
+	"github.com/e3-platform/e3/services/internal/mix"
 )
 
 func newEmpty(t testing.TB, cfg map[string]string) *Handler {
@@ -594,7 +595,7 @@ func TestGenerator(t *testing.T) {
 			if err := service.DecodeEvent(a, &ev); err != nil || len(a) != want {
 				t.Fatalf("size %d: %v, %d bytes", size, err, len(a))
 			}
-			if lo := uint64(i) * DefaultUsers / userLifetime; ka != mix64(ev.Key) || ev.Key < lo || ev.Key >= lo+DefaultUsers {
+			if lo := uint64(i) * DefaultUsers / userLifetime; ka != mix.SplitMix64(ev.Key) || ev.Key < lo || ev.Key >= lo+DefaultUsers {
 				t.Fatalf("key %d for user %d", ka, ev.Key)
 			}
 			switch ev.Op {

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/e3-platform/e3/service"
+	"github.com/e3-platform/e3/services/internal/mix"
 )
 
 // taste is the hidden model the seed ratings and the generated requests are
@@ -42,7 +43,7 @@ func newTaste(seed uint64, items int) *taste {
 // Box-Muller transform of a PCG stream seeded with the user id.
 func (t *taste) user(u uint64) (v [latentDims]float64) {
 	var p rand.PCG
-	p.Seed(t.seed, mix64(u))
+	p.Seed(t.seed, mix.SplitMix64(u))
 	unit := func() float64 { return (float64(p.Uint64()>>11) + 0.5) / (1 << 53) } // in (0, 1)
 	for d := 0; d < latentDims; d += 2 {
 		r, a := math.Sqrt(-2*math.Log(unit()))*math.Sqrt2/2, 2*math.Pi*unit()
@@ -161,17 +162,7 @@ func (g *generator) Next(dst []byte) ([]byte, uint64) {
 		ev.Op, ev.Item, ev.Value = service.OpObserve, uint64(i), g.t.rate(g.rng, u, i)
 	}
 	out, _ := service.AppendEvent(dst[:0], &ev, g.size) // no variable parts
-	return out, mix64(ev.Key)
-}
-
-// mix64 is the splitmix64 finaliser; it turns a small id into a well spread
-// routing key.
-func mix64(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	return x ^ x>>31
+	return out, mix.SplitMix64(ev.Key)
 }
 
 // aliasTable samples from a discrete distribution in constant time

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/e3-platform/e3/service"
+	"github.com/e3-platform/e3/services/internal/mix"
 )
 
 // DefaultRequestSize is the request size of the paper's benchmarks.
@@ -62,17 +63,7 @@ func (g *generator) Next(dst []byte) ([]byte, uint64) {
 		ev.Op, ev.Key, ev.Item, ev.Value = service.OpObserve, uint64(i), uint64(i), float64(g.counts[i])
 	}
 	out, _ := service.AppendEvent(dst[:0], &ev, g.size) // no variable parts
-	return out, mix64(ev.Key)
-}
-
-// mix64 is the splitmix64 finaliser; it turns a small id into a well spread
-// routing key.
-func mix64(x uint64) uint64 {
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	return x ^ x>>31
+	return out, mix.SplitMix64(ev.Key)
 }
 
 // aliasTable samples from a discrete distribution in constant time

@@ -14,6 +14,7 @@ import (
 
 	"github.com/e3-platform/e3/collections"
 	"github.com/e3-platform/e3/service"
+	"github.com/e3-platform/e3/services/internal/mix"
 )
 
 func newHandler(t testing.TB, cfg map[string]string) *Handler {
@@ -384,7 +385,7 @@ func TestGenerator(t *testing.T) {
 				queries++
 			case service.OpObserve:
 				counts[ev.Item]++
-				if ev.Value != counts[ev.Item] || ev.Key != ev.Item || ka != mix64(ev.Item) {
+				if ev.Value != counts[ev.Item] || ev.Key != ev.Item || ka != mix.SplitMix64(ev.Item) {
 					t.Fatalf("event %+v: score should be the running count %v", ev, counts[ev.Item])
 				}
 			default:
