@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/e3-platform/e3/service"
+	"github.com/e3-platform/e3/services/internal/gen"
 	"github.com/e3-platform/e3/services/internal/mix"
 )
 
@@ -41,7 +42,7 @@ func NewGenerator(seed int64, size int) service.Generator {
 	}
 	langOnce.Do(func() { defaultLang = newLanguage(defaultParams()) })
 	return &generator{
-		rng:  newRand(uint64(seed), 0x6e4),
+		rng:  gen.NewRand(uint64(seed), 0x6e4),
 		size: size,
 		lang: defaultLang,
 		now:  1_700_000_000_000_000_000,
@@ -49,11 +50,11 @@ func NewGenerator(seed int64, size int) service.Generator {
 }
 
 func (g *generator) Next(dst []byte) ([]byte, uint64) {
-	c := g.lang.byProb.sample(g.rng)
+	c := g.lang.byProb.Sample(g.rng)
 	room := g.size - service.EventHeaderLen
 	g.text = g.text[:0]
 	for {
-		w := g.lang.words[g.lang.class[c].sample(g.rng)]
+		w := g.lang.words[g.lang.class[c].Sample(g.rng)]
 		if len(g.text) > 0 && len(g.text)+1+len(w) > room {
 			break
 		}

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/e3-platform/e3/service"
+	"github.com/e3-platform/e3/services/internal/gen"
 )
 
 // query runs text through h and decodes the reply.
@@ -217,7 +218,7 @@ func TestAgainstNaiveScoring(t *testing.T) {
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	p := corpusParams{seed: seed, docs: 300, vocab: 500, docLen: 30, zipfS: 1.1}
-	words := makeVocabulary(newRand(p.seed, 2), p.vocab)
+	words := gen.Vocabulary(gen.NewRand(p.seed, 2), p.vocab)
 	terms, docStart := generateCorpus(p)
 	texts := make([][]string, p.docs)
 	for d := range texts {
@@ -518,7 +519,7 @@ func BenchmarkBuildIndex(b *testing.B) {
 	p := corpusParams{seed: DefaultCorpusSeed, docs: DefaultDocs, vocab: DefaultVocab, docLen: DefaultDocLen, zipfS: DefaultZipfS}
 	b.ReportAllocs()
 	for b.Loop() {
-		words := makeVocabulary(newRand(p.seed, 0x70cab), p.vocab)
+		words := gen.Vocabulary(gen.NewRand(p.seed, 0x70cab), p.vocab)
 		terms, docStart := generateCorpus(p)
 		if _, err := buildIndex(words, terms, docStart, DefaultK1, DefaultB); err != nil {
 			b.Fatal(err)

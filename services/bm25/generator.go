@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/e3-platform/e3/service"
+	"github.com/e3-platform/e3/services/internal/gen"
 	"github.com/e3-platform/e3/services/internal/mix"
 )
 
@@ -25,7 +26,7 @@ type generator struct {
 	rng   *rand.Rand
 	size  int
 	words []string
-	zipf  *aliasTable
+	zipf  *gen.Alias
 	now   int64
 	text  []byte
 	word  [maxTermLen]byte
@@ -43,10 +44,10 @@ func NewGenerator(seed int64, size int) service.Generator {
 		size = DefaultRequestSize
 	}
 	return &generator{
-		rng:   newRand(uint64(seed), 0x9e4),
+		rng:   gen.NewRand(uint64(seed), 0x9e4),
 		size:  size,
 		words: vocabulary(),
-		zipf:  newAliasTable(zipfWeights(DefaultVocab, DefaultZipfS)),
+		zipf:  gen.NewAlias(gen.ZipfWeights(DefaultVocab, DefaultZipfS)),
 		now:   1_700_000_000_000_000_000,
 	}
 }
@@ -59,7 +60,7 @@ var (
 // vocabulary returns the words of the default generated corpus.
 func vocabulary() []string {
 	vocabOnce.Do(func() {
-		vocabWords = makeVocabulary(newRand(DefaultCorpusSeed, 0x70cab), DefaultVocab)
+		vocabWords = gen.Vocabulary(gen.NewRand(DefaultCorpusSeed, 0x70cab), DefaultVocab)
 	})
 	return vocabWords
 }
@@ -79,7 +80,7 @@ func (g *generator) Next(dst []byte) ([]byte, uint64) {
 			w = g.misspelling()
 		} else {
 			var t uint32
-			for t = g.zipf.sample(g.rng); t < stopWords; t = g.zipf.sample(g.rng) {
+			for t = g.zipf.Sample(g.rng); t < stopWords; t = g.zipf.Sample(g.rng) {
 			}
 			w = append(g.word[:0], g.words[t]...)
 		}

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/e3-platform/e3/service"
+	"github.com/e3-platform/e3/services/internal/gen"
 )
 
 // Defaults of the configuration keys (see the package documentation).
@@ -102,7 +103,7 @@ func generatedIndex(p corpusParams, k1, b float64) (*Index, error) {
 	if ix, ok := cache[key]; ok {
 		return ix, nil
 	}
-	words := makeVocabulary(newRand(p.seed, 0x70cab), p.vocab)
+	words := gen.Vocabulary(gen.NewRand(p.seed, 0x70cab), p.vocab)
 	terms, docStart := generateCorpus(p)
 	ix, err := buildIndex(words, terms, docStart, k1, b)
 	if err != nil {

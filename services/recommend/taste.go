@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/e3-platform/e3/service"
+	"github.com/e3-platform/e3/services/internal/gen"
 	"github.com/e3-platform/e3/services/internal/mix"
 )
 
@@ -20,7 +21,7 @@ import (
 type taste struct {
 	seed  uint64
 	items []float64 // row-major latent vectors
-	pop   *aliasTable
+	pop   *gen.Alias
 }
 
 const latentDims = 4
@@ -31,11 +32,7 @@ func newTaste(seed uint64, items int) *taste {
 	for i := range t.items {
 		t.items[i] = rng.NormFloat64() * math.Sqrt2 / 2
 	}
-	w := make([]float64, items)
-	for r := range w {
-		w[r] = math.Pow(float64(r+1), -0.8)
-	}
-	t.pop = newAliasTable(w)
+	t.pop = gen.NewAlias(gen.ZipfWeights(items, 0.8))
 	return t
 }
 
@@ -81,7 +78,7 @@ func seedRatings(st *state, c config) {
 		n := min(c.perUser/2+rng.IntN(c.perUser+1), c.items)
 		list := make([]rating, 0, n)
 		for tries := 0; len(list) < n && tries < 20*n; tries++ {
-			i := int(t.pop.sample(rng))
+			i := int(t.pop.Sample(rng))
 			if dense[i] == 0 {
 				itemIDs = append(itemIDs, uint64(i))
 				dense[i] = int32(len(itemIDs))
@@ -158,61 +155,9 @@ func (g *generator) Next(dst []byte) ([]byte, uint64) {
 	g.now += 1_000_000
 	ev := service.Event{Op: service.OpQuery, Key: u, Time: g.now}
 	if g.rng.Float64() >= queryShare {
-		i := int(g.t.pop.sample(g.rng))
+		i := int(g.t.pop.Sample(g.rng))
 		ev.Op, ev.Item, ev.Value = service.OpObserve, uint64(i), g.t.rate(g.rng, u, i)
 	}
 	out, _ := service.AppendEvent(dst[:0], &ev, g.size) // no variable parts
 	return out, mix.SplitMix64(ev.Key)
-}
-
-// aliasTable samples from a discrete distribution in constant time
-// (Walker's alias method, in Vose's construction).
-type aliasTable struct {
-	prob  []float64
-	alias []uint32
-}
-
-func newAliasTable(w []float64) *aliasTable {
-	n := len(w)
-	t := &aliasTable{prob: make([]float64, n), alias: make([]uint32, n)}
-	var sum float64
-	for _, x := range w {
-		sum += x
-	}
-	scaled := make([]float64, n)
-	var small, large []uint32
-	for i, x := range w {
-		scaled[i] = x * float64(n) / sum
-		if scaled[i] < 1 {
-			small = append(small, uint32(i))
-		} else {
-			large = append(large, uint32(i))
-		}
-	}
-	for len(small) > 0 && len(large) > 0 {
-		s, l := small[len(small)-1], large[len(large)-1]
-		small = small[:len(small)-1]
-		t.prob[s], t.alias[s] = scaled[s], l
-		scaled[l] += scaled[s] - 1
-		if scaled[l] < 1 {
-			large = large[:len(large)-1]
-			small = append(small, l)
-		}
-	}
-	for _, i := range large {
-		t.prob[i], t.alias[i] = 1, i
-	}
-	for _, i := range small {
-		t.prob[i], t.alias[i] = 1, i
-	}
-	return t
-}
-
-func (t *aliasTable) sample(rng *rand.Rand) uint32 {
-	x := rng.Uint64()
-	i := uint32((x >> 32) * uint64(len(t.prob)) >> 32)
-	if float64(uint32(x))*(1.0/(1<<32)) < t.prob[i] {
-		return i
-	}
-	return t.alias[i]
 }
