@@ -3,6 +3,8 @@ package bayes
 import (
 	"fmt"
 	"math"
+
+	"github.com/e3-platform/e3/services/internal/terms"
 )
 
 // Model is a trained multinomial naive Bayes classifier. Its log
@@ -24,7 +26,7 @@ type Model struct {
 //
 //	P(c)   = messages of class c / messages
 //	P(w|c) = (count of w in class c + alpha) / (words in class c + alpha*|V|)
-func train(words, classes []string, terms, docStart []uint32, labels []uint16, alpha float64) (*Model, error) {
+func train(words, classes []string, ids, docStart []uint32, labels []uint16, alpha float64) (*Model, error) {
 	nc := len(classes)
 	if nc < 2 {
 		return nil, fmt.Errorf("bayes: %d classes, need at least 2", nc)
@@ -37,7 +39,7 @@ func train(words, classes []string, terms, docStart []uint32, labels []uint16, a
 	seen := make([]uint32, len(words)) // word id + 1 in the model, or 0
 	nv := 0
 	for d := range labels {
-		for _, w := range terms[docStart[d]:docStart[d+1]] {
+		for _, w := range ids[docStart[d]:docStart[d+1]] {
 			if int(w) >= len(words) {
 				return nil, fmt.Errorf("bayes: message %d has word id %d of %d", d, w, len(words))
 			}
@@ -67,7 +69,7 @@ func train(words, classes []string, terms, docStart []uint32, labels []uint16, a
 			return nil, fmt.Errorf("bayes: message %d has class %d of %d", d, c, nc)
 		}
 		docs[c]++
-		for _, w := range terms[docStart[d]:docStart[d+1]] {
+		for _, w := range ids[docStart[d]:docStart[d+1]] {
 			count[int(seen[w]-1)*nc+int(c)]++
 			total[c]++
 		}
@@ -89,32 +91,11 @@ func train(words, classes []string, terms, docStart []uint32, labels []uint16, a
 // trainTexts tokenises labelled messages with the classifier's tokeniser
 // and trains on them. Class ids follow the order of classes.
 func trainTexts(classes []string, texts [][]byte, labels []uint16, alpha float64) (*Model, error) {
-	ids := map[string]uint32{}
-	var words []string
-	var terms []uint32
-	docStart := make([]uint32, 1, len(texts)+1)
-	var buf [maxTermLen]byte
-	for _, text := range texts {
-		for i := 0; ; {
-			term, next, ok := nextTerm(text, i, &buf)
-			if !ok {
-				break
-			}
-			i = next
-			id, seen := ids[string(term)]
-			if !seen {
-				id = uint32(len(words))
-				ids[string(term)] = id
-				words = append(words, string(term))
-			}
-			terms = append(terms, id)
-		}
-		docStart = append(docStart, uint32(len(terms)))
-	}
+	words, ids, docStart := terms.Tokenise(texts)
 	if len(words) == 0 {
 		return nil, fmt.Errorf("bayes: training messages hold no words")
 	}
-	return train(words, classes, terms, docStart, labels, alpha)
+	return train(words, classes, ids, docStart, labels, alpha)
 }
 
 // Classes returns the class names in class-id order.
@@ -147,10 +128,10 @@ func (m *Model) classify(text []byte) Result {
 	nc := len(m.classes)
 	s := scores[:nc]
 	copy(s, m.logPrior)
-	var buf [maxTermLen]byte
+	var buf [terms.MaxLen]byte
 	known := 0
 	for i := 0; ; {
-		term, next, ok := nextTerm(text, i, &buf)
+		term, next, ok := terms.Next(text, i, &buf)
 		if !ok {
 			break
 		}

@@ -7,6 +7,7 @@ import (
 	"github.com/e3-platform/e3/service"
 	"github.com/e3-platform/e3/services/internal/gen"
 	"github.com/e3-platform/e3/services/internal/mix"
+	"github.com/e3-platform/e3/services/internal/terms"
 )
 
 // DefaultRequestSize is the request size of the paper's benchmarks.
@@ -29,7 +30,7 @@ type generator struct {
 	zipf  *gen.Alias
 	now   int64
 	text  []byte
-	word  [maxTermLen]byte
+	word  [terms.MaxLen]byte
 }
 
 // NewGenerator returns a deterministic generator of search requests for an

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+
+	"github.com/e3-platform/e3/services/internal/terms"
 )
 
 // Index is an immutable BM25 inverted index. Everything that does not
@@ -31,12 +33,12 @@ type Index struct {
 
 // buildIndex indexes a corpus given as a flat stream of term ids with
 // docStart delimiting documents; words names the term ids.
-func buildIndex(words []string, terms, docStart []uint32, k1, b float64) (*Index, error) {
+func buildIndex(words []string, ids, docStart []uint32, k1, b float64) (*Index, error) {
 	ndocs := len(docStart) - 1
 	if ndocs < 1 {
 		return nil, fmt.Errorf("bm25: corpus has no documents")
 	}
-	if len(terms) == 0 {
+	if len(ids) == 0 {
 		return nil, fmt.Errorf("bm25: corpus of %d documents has no terms", ndocs)
 	}
 	ix := &Index{
@@ -46,7 +48,7 @@ func buildIndex(words []string, terms, docStart []uint32, k1, b float64) (*Index
 		start:    make([]uint32, len(words)+1),
 		ndocs:    ndocs,
 		denseMin: ndocs / denseFraction,
-		avgdl:    float64(len(terms)) / float64(ndocs),
+		avgdl:    float64(len(ids)) / float64(ndocs),
 		k1:       k1,
 		b:        b,
 	}
@@ -60,7 +62,7 @@ func buildIndex(words []string, terms, docStart []uint32, k1, b float64) (*Index
 	df := make([]uint32, len(words))
 	last := make([]uint32, len(words))
 	for d := range ndocs {
-		for _, t := range terms[docStart[d]:docStart[d+1]] {
+		for _, t := range ids[docStart[d]:docStart[d+1]] {
 			if last[t] != uint32(d)+1 {
 				last[t] = uint32(d) + 1
 				df[t]++
@@ -83,7 +85,7 @@ func buildIndex(words []string, terms, docStart []uint32, k1, b float64) (*Index
 	clear(tf)
 	var distinct []uint32
 	for d := range ndocs {
-		doc := terms[docStart[d]:docStart[d+1]]
+		doc := ids[docStart[d]:docStart[d+1]]
 		distinct = distinct[:0]
 		for _, t := range doc {
 			if tf[t] == 0 {
@@ -113,29 +115,8 @@ func buildIndex(words []string, terms, docStart []uint32, k1, b float64) (*Index
 // indexTexts tokenises documents with the query tokeniser and indexes them.
 // Term ids are given in order of first appearance.
 func indexTexts(texts [][]byte, k1, b float64) (*Index, error) {
-	ids := map[string]uint32{}
-	var words []string
-	var terms []uint32
-	docStart := make([]uint32, 1, len(texts)+1)
-	var buf [maxTermLen]byte
-	for _, text := range texts {
-		for i := 0; ; {
-			term, next, ok := nextTerm(text, i, &buf)
-			if !ok {
-				break
-			}
-			i = next
-			id, seen := ids[string(term)]
-			if !seen {
-				id = uint32(len(words))
-				ids[string(term)] = id
-				words = append(words, string(term))
-			}
-			terms = append(terms, id)
-		}
-		docStart = append(docStart, uint32(len(terms)))
-	}
-	return buildIndex(words, terms, docStart, k1, b)
+	words, ids, docStart := terms.Tokenise(texts)
+	return buildIndex(words, ids, docStart, k1, b)
 }
 
 // NumDocs returns the number of indexed documents.

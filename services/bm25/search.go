@@ -7,6 +7,7 @@ import (
 	"math"
 
 	"github.com/e3-platform/e3/service"
+	"github.com/e3-platform/e3/services/internal/terms"
 )
 
 // Hit is one ranked document.
@@ -47,10 +48,10 @@ const denseFraction = 4
 // Query terms that are not in the vocabulary are skipped; a term given
 // twice counts twice, as in the BM25 sum over query terms.
 func (ix *Index) search(query []byte, k, maxTerms int, s *scratch) (int, error) {
-	var buf [maxTermLen]byte
+	var buf [terms.MaxLen]byte
 	ids, nterms, postings := s.ids[:0], 0, 0
 	for i := 0; ; {
-		term, next, ok := nextTerm(query, i, &buf)
+		term, next, ok := terms.Next(query, i, &buf)
 		if !ok {
 			break
 		}
