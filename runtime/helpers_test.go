@@ -21,7 +21,7 @@ import (
 
 // testCluster is a small cluster of agents on an in-memory network.
 type testCluster struct {
-	t      *testing.T
+	t      testing.TB
 	topo   *topology.Topology
 	net    *transport.Network
 	agents []*Agent
@@ -57,7 +57,7 @@ type clusterOpts struct {
 	migTimeout  time.Duration
 }
 
-func newTestCluster(t *testing.T, o clusterOpts) *testCluster {
+func newTestCluster(t testing.TB, o clusterOpts) *testCluster {
 	t.Helper()
 	if o.cluster == "" {
 		o.cluster = "2xType1-SmartNIC"
