@@ -26,4 +26,14 @@
 // [Run] is `e3 run`: plan, choose the dilation, start, drive with a knee
 // search, and report throughput, latency and modelled power in emulated
 // time.
+//
+// Stateful instances keep their state on disk by default (Config.State):
+// a durable store per instance under a per-node state directory,
+// replicated to its backup. [Cluster.Migrate] moves an instance by cold
+// migration with the agents' table protocol (runtime.Move) and reports its
+// real and emulated duration; [Cluster.Kill] and [Cluster.Restart] stop an
+// agent as a crash would and bring it back on its directory. With
+// Config.Orchestrator the controller feeds every heartbeat to package
+// orchestrator and carries out its migrations ([Cluster.Decisions]);
+// [RunX6] is experiment X6 on the emulated cluster.
 package cluster

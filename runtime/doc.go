@@ -43,4 +43,22 @@
 // and what it emits is due at its finish time plus the hop's latency. The
 // real handler runs too, for real results. Every figure is in emulated
 // time.
+//
+// State: with Config.DataDir, instances of stateful services keep their
+// reliable collections in a durable store (collections/durable), one
+// bbolt file per instance, replicated to the instance's backup, which the
+// agent of the backup's node runs; a handler's emits and its request's
+// completion leave only once its writes are on disk and at the backup
+// (the barrier, without blocking the worker). Replication and state
+// transfers use control channels between agents ([ControlChannelID],
+// [BulkChannelID]). With Config.Recover a restarted agent recovers its
+// instances from their files.
+//
+// Migration: a table's [Move] starts a cold migration, which the agents
+// carry out themselves (the source holds, drains and ships the state, the
+// destination restores it and seeds the backup); the next table commits
+// it (the instance routed to the destination) or calls it off. Progress
+// is in heartbeats ([Heartbeat].Migrations) and, at once, to a Controller
+// that implements [MigrationObserver]. docs/runtime.md, "State and
+// migration", has the protocol and what a controller must call.
 package runtime
