@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/e3-platform/e3/service"
+	"github.com/e3-platform/e3/services/internal/envcfg"
 )
 
 // Defaults of the configuration keys (see the package documentation).
@@ -35,37 +36,15 @@ type config struct {
 
 func parseConfig(env service.Env) (config, error) {
 	var c config
-	var err error
-	num := func(k string, def float64, lo, hi float64) float64 {
-		if err != nil {
-			return 0
-		}
-		var v float64
-		v, err = env.Float(k, def)
-		if err == nil && !(v >= lo && v <= hi) {
-			err = fmt.Errorf("config %q: %v is outside [%v, %v]", k, v, lo, hi)
-		}
-		return v
-	}
-	integer := func(k string, def int, lo, hi int) int {
-		if err != nil {
-			return 0
-		}
-		var v int
-		v, err = env.Int(k, def)
-		if err == nil && (v < lo || v > hi) {
-			err = fmt.Errorf("config %q: %d is outside [%d, %d]", k, v, lo, hi)
-		}
-		return v
-	}
-	c.alpha = num("alpha", DefaultAlpha, 1e-9, 100)
-	c.corpus.classes = integer("classes", DefaultClasses, 2, maxClasses)
-	c.corpus.vocab = integer("vocab", DefaultVocab, 1, 1_000_000)
-	c.corpus.docs = integer("train_docs", DefaultTrainDocs, 1, 1_000_000)
-	c.corpus.docLen = integer("doc_len", DefaultDocLen, 1, 10_000)
-	c.corpus.zipfS = num("zipf_s", DefaultZipfS, 0.1, 5)
-	seed := integer("corpus_seed", DefaultCorpusSeed, math.MinInt, math.MaxInt)
-	if err != nil {
+	r := envcfg.NewReader(env)
+	c.alpha = r.Float("alpha", DefaultAlpha, 1e-9, 100)
+	c.corpus.classes = r.Int("classes", DefaultClasses, 2, maxClasses)
+	c.corpus.vocab = r.Int("vocab", DefaultVocab, 1, 1_000_000)
+	c.corpus.docs = r.Int("train_docs", DefaultTrainDocs, 1, 1_000_000)
+	c.corpus.docLen = r.Int("doc_len", DefaultDocLen, 1, 10_000)
+	c.corpus.zipfS = r.Float("zipf_s", DefaultZipfS, 0.1, 5)
+	seed := r.Int("corpus_seed", DefaultCorpusSeed, math.MinInt, math.MaxInt)
+	if err := r.Err(); err != nil {
 		return c, fmt.Errorf("bayes: %w", err)
 	}
 	c.corpus.seed = uint64(seed)

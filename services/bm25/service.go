@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/e3-platform/e3/service"
+	"github.com/e3-platform/e3/services/internal/envcfg"
 	"github.com/e3-platform/e3/services/internal/gen"
 )
 
@@ -34,38 +35,16 @@ type config struct {
 // parseConfig reads and checks the configuration, filling defaults.
 func parseConfig(env service.Env) (config, error) {
 	var c config
-	var err error
-	num := func(k string, def float64, lo, hi float64) float64 {
-		if err != nil {
-			return 0
-		}
-		var v float64
-		v, err = env.Float(k, def)
-		if err == nil && !(v >= lo && v <= hi) {
-			err = fmt.Errorf("config %q: %v is outside [%v, %v]", k, v, lo, hi)
-		}
-		return v
-	}
-	integer := func(k string, def int, lo, hi int) int {
-		if err != nil {
-			return 0
-		}
-		var v int
-		v, err = env.Int(k, def)
-		if err == nil && (v < lo || v > hi) {
-			err = fmt.Errorf("config %q: %d is outside [%d, %d]", k, v, lo, hi)
-		}
-		return v
-	}
-	c.k1 = num("k1", DefaultK1, 0, 100)
-	c.b = num("b", DefaultB, 0, 1)
-	c.topK = integer("top_k", DefaultTopK, 1, 1000)
-	c.maxTerms = integer("max_query_terms", DefaultMaxTerms, 1, 4096)
-	c.corpus.docs = integer("docs", DefaultDocs, 1, 2_000_000)
-	c.corpus.vocab = integer("vocab", DefaultVocab, 1, 1_000_000)
-	c.corpus.docLen = integer("doc_len", DefaultDocLen, 1, 10_000)
-	c.corpus.zipfS = num("zipf_s", DefaultZipfS, 0.1, 5)
-	if err != nil {
+	r := envcfg.NewReader(env)
+	c.k1 = r.Float("k1", DefaultK1, 0, 100)
+	c.b = r.Float("b", DefaultB, 0, 1)
+	c.topK = r.Int("top_k", DefaultTopK, 1, 1000)
+	c.maxTerms = r.Int("max_query_terms", DefaultMaxTerms, 1, 4096)
+	c.corpus.docs = r.Int("docs", DefaultDocs, 1, 2_000_000)
+	c.corpus.vocab = r.Int("vocab", DefaultVocab, 1, 1_000_000)
+	c.corpus.docLen = r.Int("doc_len", DefaultDocLen, 1, 10_000)
+	c.corpus.zipfS = r.Float("zipf_s", DefaultZipfS, 0.1, 5)
+	if err := r.Err(); err != nil {
 		return c, fmt.Errorf("bm25: %w", err)
 	}
 	seed, err := env.Int("corpus_seed", DefaultCorpusSeed)

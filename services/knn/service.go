@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/e3-platform/e3/service"
+	"github.com/e3-platform/e3/services/internal/envcfg"
 )
 
 // Defaults of the configuration keys (see the package documentation).
@@ -27,31 +28,15 @@ type config struct {
 
 func parseConfig(env service.Env) (config, error) {
 	var c config
-	var err error
-	integer := func(k string, def int, lo, hi int) int {
-		if err != nil {
-			return 0
-		}
-		var v int
-		v, err = env.Int(k, def)
-		if err == nil && (v < lo || v > hi) {
-			err = fmt.Errorf("config %q: %d is outside [%d, %d]", k, v, lo, hi)
-		}
-		return v
-	}
-	c.points = integer("points", DefaultPoints, 1, 10_000_000)
-	c.dims = integer("dims", DefaultDims, 1, MaxDims)
-	c.clusters = integer("clusters", DefaultClusters, 1, 1_000_000)
-	c.labels = integer("labels", DefaultLabels, 1, MaxLabels)
-	c.k = integer("k", DefaultK, 1, MaxK)
-	seed := integer("seed", DefaultSeed, math.MinInt, math.MaxInt)
-	if err == nil {
-		c.sigma, err = env.Float("sigma", DefaultSigma)
-		if err == nil && !(c.sigma >= 0 && c.sigma <= 100) {
-			err = fmt.Errorf("config %q: %v is outside [0, 100]", "sigma", c.sigma)
-		}
-	}
-	if err != nil {
+	r := envcfg.NewReader(env)
+	c.points = r.Int("points", DefaultPoints, 1, 10_000_000)
+	c.dims = r.Int("dims", DefaultDims, 1, MaxDims)
+	c.clusters = r.Int("clusters", DefaultClusters, 1, 1_000_000)
+	c.labels = r.Int("labels", DefaultLabels, 1, MaxLabels)
+	c.k = r.Int("k", DefaultK, 1, MaxK)
+	seed := r.Int("seed", DefaultSeed, math.MinInt, math.MaxInt)
+	c.sigma = r.Float("sigma", DefaultSigma, 0, 100)
+	if err := r.Err(); err != nil {
 		return c, fmt.Errorf("knn: %w", err)
 	}
 	c.seed = uint64(seed)

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/e3-platform/e3/service"
+	"github.com/e3-platform/e3/services/internal/envcfg"
 )
 
 // Defaults of the configuration keys (see the package documentation).
@@ -32,23 +33,13 @@ type config struct {
 
 func parseConfig(env service.Env) (config, error) {
 	var c config
-	var err error
-	integer := func(k string, def int, lo, hi int) int {
-		if err != nil {
-			return 0
-		}
-		var v int
-		v, err = env.Int(k, def)
-		if err == nil && (v < lo || v > hi) {
-			err = fmt.Errorf("config %q: %d is outside [%d, %d]", k, v, lo, hi)
-		}
-		return v
-	}
-	c.users = integer("users", DefaultUsers, 0, 10_000_000)
-	c.items = integer("items", DefaultItems, 1, 10_000_000)
-	c.perUser = integer("ratings_per_user", DefaultRatingsPerUser, 1, 10_000)
-	c.topN = integer("top_n", DefaultTopN, 1, 1000)
-	seed := integer("seed", DefaultSeed, math.MinInt, math.MaxInt)
+	r := envcfg.NewReader(env)
+	c.users = r.Int("users", DefaultUsers, 0, 10_000_000)
+	c.items = r.Int("items", DefaultItems, 1, 10_000_000)
+	c.perUser = r.Int("ratings_per_user", DefaultRatingsPerUser, 1, 10_000)
+	c.topN = r.Int("top_n", DefaultTopN, 1, 1000)
+	seed := r.Int("seed", DefaultSeed, math.MinInt, math.MaxInt)
+	err := r.Err()
 	if err == nil {
 		c.baseline, err = env.Float("baseline", DefaultBaseline)
 		if err == nil && !(math.Abs(c.baseline) <= maxAbsRating) {
