@@ -308,9 +308,8 @@ func (a *Agent) Apply(t *Table) error {
 		switch {
 		case as.incoming[mv.Instance] != nil:
 			a.migs[mv.ID] = as.incoming[mv.Instance]
-		case as.route.Nodes[mv.Instance] == a.self:
-			in := as.local[mv.Instance]
-			m := a.startOut(mv, in)
+		case as.route.Nodes[mv.Instance] == a.self && as.local[mv.Instance] != nil:
+			m := a.startOut(mv, as.local[mv.Instance])
 			a.migs[mv.ID] = m
 			starts = append(starts, m)
 		}

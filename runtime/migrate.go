@@ -160,7 +160,7 @@ type migration struct {
 	mu        sync.Mutex
 	st        MigrationStatus
 	heldAt    time.Time
-	committed bool // source: the commit table arrived
+	committed bool // the commit table arrived
 	aborted   bool
 	finished  bool // source: the commit or abort was carried out
 	restored  bool // destination: the state is in
@@ -591,7 +591,15 @@ func (m *migration) restore(mode uint8, body []byte, size int) (uint64, error) {
 		return 0, fmt.Errorf("runtime: migration %d: state of mode %d for an instance that keeps its state %s", id, mode, in.stateKind())
 	}
 	m.restored = true
-	m.st.Phase, m.st.LSN, m.st.Bytes = PhaseReady, lsn, size
+	m.st.LSN, m.st.Bytes = lsn, size
+	if m.committed {
+		// Committed before the state arrived (a controller that did not
+		// wait for the source): the messages held since then may run now.
+		m.st.Err = ""
+		go in.release()
+	} else {
+		m.st.Phase = PhaseReady
+	}
 	go m.report()
 	return lsn, nil
 }
@@ -601,6 +609,7 @@ func (m *migration) restore(mode uint8, body []byte, size int) (uint64, error) {
 func (m *migration) commitIn() {
 	m.mu.Lock()
 	restored := m.restored
+	m.committed = true
 	m.st.Phase = PhaseDone
 	if !restored {
 		m.st.Err = "committed before the state arrived; messages are held until it does"
