@@ -340,7 +340,15 @@ func New(cfg Config) (*Server, error) {
 			}
 			adv = a
 		}
-		tr, err := raft.NewTCPTransport(cfg.RaftAddr, adv, 3, 5*time.Second, cfg.RaftLog)
+		// MaxRPCsInFlight 1 turns raft's pipelined replication off: its
+		// pipeline can deadlock when a follower refuses an append (after a
+		// partition heals, or a term change), which stops replication to
+		// that follower and hangs Raft.Shutdown for good. Proposals still
+		// go out in batches of up to 64 entries per AppendEntries.
+		tr, err := raft.NewTCPTransportWithConfig(cfg.RaftAddr, adv, &raft.NetworkTransportConfig{
+			MaxPool: 3, Timeout: 5 * time.Second, MaxRPCsInFlight: 1,
+			Logger: hclog.New(&hclog.LoggerOptions{Name: "raft-net", Output: cfg.RaftLog, Level: hclog.DefaultLevel}),
+		})
 		if err != nil {
 			return nil, fmt.Errorf("controller: raft transport on %s: %w", cfg.RaftAddr, err)
 		}
@@ -425,21 +433,30 @@ func (s *Server) teardown() error {
 	} else if s.ln != nil {
 		s.ln.Close()
 	}
+	closeTransport := func() {
+		if nt, ok := s.trans.(*raft.NetworkTransport); ok {
+			// Close the pooled outbound connections too, so that peers'
+			// handlers reading them end; Close alone only stops accepting.
+			nt.CloseStreams()
+			nt.Close()
+		} else if c, ok := s.trans.(io.Closer); ok && s.cfg.Transport == nil {
+			c.Close()
+		}
+	}
 	if s.raft != nil {
-		if err := s.raft.Shutdown().Error(); err != nil {
+		f := s.raft.Shutdown()
+		// Close the transport before waiting for raft: a replication
+		// pipeline to a peer whose answers a partition swallowed holds
+		// raft's shutdown until the transport's 5 s timeout otherwise.
+		closeTransport()
+		if err := f.Error(); err != nil {
 			errs = append(errs, err)
 		}
+	} else {
+		closeTransport()
 	}
 	s.wg.Wait()
 	s.stepDown()
-	if nt, ok := s.trans.(*raft.NetworkTransport); ok {
-		// Close the pooled outbound connections too, so that peers'
-		// handlers reading them end; Close alone only stops accepting.
-		nt.CloseStreams()
-		nt.Close()
-	} else if c, ok := s.trans.(io.Closer); ok && s.cfg.Transport == nil {
-		c.Close()
-	}
 	if s.store != nil {
 		if err := s.store.Close(); err != nil {
 			errs = append(errs, err)
