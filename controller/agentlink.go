@@ -286,12 +286,18 @@ func (l *AgentLink) sendLoop() {
 }
 
 // routesLoop long-polls the routing table and hands each newer one over.
+// A poll lasts at most 2 s: a replica cut off by the network leaves the
+// request hanging rather than refused, and after such a poll the next
+// one goes to the replica the heartbeats reach.
 func (l *AgentLink) routesLoop() {
 	defer l.wg.Done()
 	for l.ctx.Err() == nil {
-		ctx, cancel := context.WithTimeout(l.ctx, 25*time.Second)
-		r, err := l.routes.Routes(ctx, l.epoch.Load(), 20*time.Second)
+		ctx, cancel := context.WithTimeout(l.ctx, 2*time.Second)
+		r, err := l.routes.Routes(ctx, l.epoch.Load(), 1500*time.Millisecond)
 		cancel()
+		if err != nil && l.ctx.Err() == nil {
+			l.routes.next.Store(l.api.next.Load())
+		}
 		if err != nil {
 			select {
 			case <-l.ctx.Done():
