@@ -224,6 +224,7 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 		Register:    controller.RegisterRequest{Role: cfg.Role, Server: cfg.Server, Slot: cfg.Slot, Addr: addr.String(), Cores: cfg.Cores},
 		OnRoutes:    a.onRoutes,
 		Logger:      cfg.Logger,
+		HTTP:        heartbeatClient(),
 	})
 	resp, err := a.register(ctx)
 	if err != nil {
@@ -296,6 +297,24 @@ func listenData(at netip.AddrPort, withTCP bool) (*transport.UDPConn, net.Listen
 		if at.Port() != 0 || attempt == 20 {
 			return nil, nil, fmt.Errorf("agentd: host link listener (TCP, same address as --listen %v): %w", at, err)
 		}
+	}
+}
+
+// heartbeatClient is the HTTP client for registration and heartbeats. A
+// replica that does not answer within its timeout is left for the next
+// one: a replica cut off by the network (or a machine that lost power)
+// leaves connections hanging rather than refused, and an agent that
+// waited longer would miss the new leader's grace period (1 s after the
+// election) and be declared failed with its server. A heartbeat takes
+// milliseconds, a registration a raft commit.
+func heartbeatClient() *http.Client {
+	return &http.Client{
+		Timeout: 500 * time.Millisecond,
+		Transport: &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: 250 * time.Millisecond, KeepAlive: 5 * time.Second}).DialContext,
+			MaxIdleConnsPerHost: 4,
+			IdleConnTimeout:     30 * time.Second,
+		},
 	}
 }
 

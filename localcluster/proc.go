@@ -112,8 +112,8 @@ func (p *proc) kill() {
 	<-p.done
 }
 
-// stop sends SIGTERM and waits up to grace before SIGKILL. It reports
-// whether the child exited by itself with status 0.
+// stop sends SIGTERM and waits up to grace before SIGQUIT and SIGKILL.
+// It reports whether the child exited by itself with status 0.
 func (p *proc) stop(grace time.Duration) (clean bool) {
 	p.mu.Lock()
 	p.killed = true
@@ -131,6 +131,13 @@ func (p *proc) stop(grace time.Duration) (clean bool) {
 		p.signal(syscall.SIGKILL)
 		return p.err == nil
 	case <-time.After(grace):
+		// Stuck: a Go program prints every goroutine's stack on SIGQUIT
+		// (to its log) and exits, which shows where.
+		p.signal(syscall.SIGQUIT)
+		select {
+		case <-p.done:
+		case <-time.After(time.Second):
+		}
 		p.signal(syscall.SIGKILL)
 		<-p.done
 		return false

@@ -72,6 +72,8 @@ type Config struct {
 	FailureTimeout time.Duration
 	// AgentCores overrides each agent's worker count (0: the topology's).
 	AgentCores int
+	// NoAgents starts the replicas only.
+	NoAgents bool
 	// LogLevel for the members (default info).
 	LogLevel string
 	// StartTimeout bounds the start of each member (default 30 s).
@@ -235,8 +237,10 @@ func Up(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err := c.startControllers(ctx); err != nil {
 		return nil, err
 	}
-	if err := c.startAgents(ctx); err != nil {
-		return nil, err
+	if !cfg.NoAgents {
+		if err := c.startAgents(ctx); err != nil {
+			return nil, err
+		}
 	}
 	ok = true
 	return c, nil
@@ -609,7 +613,7 @@ func (c *Cluster) InNetns(member string, argv []string) []string {
 }
 
 // Down stops everything: the agents first (SIGTERM, SIGKILL after 5 s),
-// then the replicas, then the namespaces; it removes the directory if Up
+// then the replicas one by one, then the namespaces; it removes the directory if Up
 // made it. It reports members that did not exit cleanly.
 func (c *Cluster) Down() error {
 	c.downOnce.Do(func() {
@@ -645,7 +649,13 @@ func (c *Cluster) Down() error {
 			wg.Wait()
 		}
 		stop(c.Agents())
-		stop(c.Controllers())
+		// Replicas one at a time: two replicas shutting down together can
+		// wait on each other's raft RPCs until the transport's timeout
+		// (each one's raft waits for its RPC to the other, whose handler
+		// waits for a raft loop that is shutting down).
+		for _, m := range c.Controllers() {
+			stop([]*Member{m})
+		}
 		if c.net != nil {
 			if err := c.net.teardown(); err != nil {
 				errs = append(errs, err)

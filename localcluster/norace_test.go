@@ -1,0 +1,5 @@
+//go:build !race
+
+package localcluster_test
+
+const raceEnabled = false
