@@ -10,6 +10,7 @@ import (
 
 	"github.com/e3-platform/e3/collections"
 	"github.com/e3-platform/e3/service"
+	"github.com/e3-platform/e3/services/internal/servicetest"
 )
 
 func newCounter(t testing.TB, cfg map[string]string) *Counter {
@@ -188,57 +189,15 @@ func TestConcurrentCounts(t *testing.T) {
 	}
 }
 
-// recStore keeps every mutation record so a test can rebuild an instance
-// from the log, as a replicating store will.
-type recStore struct {
-	recs map[string][][]byte
-}
-
-type recLog struct {
-	s    *recStore
-	name string
-}
-
-func (l recLog) Append(rec []byte) {
-	l.s.recs[l.name] = append(l.s.recs[l.name], append([]byte(nil), rec...))
-}
-
-func (s *recStore) Attach(c collections.Collection) (collections.Log, error) {
-	return recLog{s, c.Name()}, nil
-}
-
 // The state lives only in collections: replaying the records into a fresh
 // instance answers every query as the original does.
 func TestStateRebuildsFromRecords(t *testing.T) {
-	rs := &recStore{recs: map[string][][]byte{}}
-	h1, err := New(service.Env{Store: rs})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h1, h2 := servicetest.Rebuilt(t, func(s collections.Store) (service.Handler, error) {
+		return New(service.Env{Store: s})
+	}, NewGenerator(3, 128), 3000)
 	g := NewGenerator(3, 128)
-	var buf []byte
 	for i := 0; i < 3000; i++ {
-		var req []byte
-		req, _ = g.Next(buf)
-		if _, _, err := call(t, h1, req); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ms := collections.NewMemStore()
-	h2, err := New(service.Env{Store: ms})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range ms.Collections() {
-		for _, r := range rs.recs[c.Name()] {
-			if err := c.Apply(r); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	g = NewGenerator(3, 128)
-	for i := 0; i < 3000; i++ {
-		req, _ := g.Next(buf)
+		req, _ := g.Next(nil)
 		var ev service.Event
 		if err := service.DecodeEvent(req, &ev); err != nil {
 			t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"github.com/e3-platform/e3/collections"
 	"github.com/e3-platform/e3/service"
 	"github.com/e3-platform/e3/services/internal/mix"
+	"github.com/e3-platform/e3/services/internal/servicetest"
 )
 
 func newEmpty(t testing.TB, cfg map[string]string) *Handler {
@@ -318,53 +319,6 @@ func checkInvariants(t *testing.T, h *Handler, raw map[uint64]map[uint64]float64
 	}
 }
 
-// recStore records every mutation record, per collection, in order.
-type recStore struct {
-	mu    sync.Mutex
-	colls map[string]collections.Collection
-	recs  map[string][][]byte
-}
-
-type recLog struct {
-	s    *recStore
-	name string
-}
-
-func (l recLog) Append(rec []byte) {
-	l.s.recs[l.name] = append(l.s.recs[l.name], append([]byte(nil), rec...))
-}
-
-func (s *recStore) Attach(c collections.Collection) (collections.Log, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.colls == nil {
-		s.colls, s.recs = map[string]collections.Collection{}, map[string][][]byte{}
-	}
-	s.colls[c.Name()] = c
-	return recLog{s, c.Name()}, nil
-}
-
-// drive sends n generated requests to each handler.
-func drive(t *testing.T, g service.Generator, n int, hs ...service.Handler) {
-	t.Helper()
-	var c service.Context
-	for range n {
-		req, _ := g.Next(nil)
-		var first []byte
-		for k, h := range hs {
-			c.Reset(0, 0, nil)
-			if err := h.Handle(&c, req); err != nil {
-				t.Fatal(err)
-			}
-			if k == 0 {
-				first = append(first[:0], c.Response()...)
-			} else if !bytes.Equal(first, c.Response()) {
-				t.Fatalf("handler %d replied %x, handler 0 %x", k, c.Response(), first)
-			}
-		}
-	}
-}
-
 func allQueries(t *testing.T, h service.Handler) string {
 	var b bytes.Buffer
 	for u := range uint64(DefaultUsers) {
@@ -383,20 +337,18 @@ func TestSnapshotRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	drive(t, NewGenerator(1, 0), 3000, a)
+	servicetest.Lockstep(t, NewGenerator(1, 0), 3000, a)
 
 	dst := collections.NewMemStore()
 	b, err := New(service.Env{Store: dst}) // seeded like a, then replaced
 	if err != nil {
 		t.Fatal(err)
 	}
-	restore(t, src.Collections(), dst.Collections(), func(c collections.Collection, emit func(rec []byte) error) error {
-		return c.Snapshot(emit)
-	})
+	servicetest.CopySnapshots(t, src.Collections(), dst.Collections())
 	if qa, qb := allQueries(t, a), allQueries(t, b); qa != qb {
 		t.Fatal("restored instance recommends differently")
 	}
-	drive(t, NewGenerator(2, 0), 2000, a, b)
+	servicetest.Lockstep(t, NewGenerator(2, 0), 2000, a, b)
 	if qa, qb := allQueries(t, a), allQueries(t, b); qa != qb {
 		t.Fatal("restored instance diverged under the same traffic")
 	}
@@ -405,41 +357,17 @@ func TestSnapshotRestore(t *testing.T) {
 // TestLogReplay rebuilds an instance from its mutation log alone: what a
 // backup replica does. It also runs every codec on real records.
 func TestLogReplay(t *testing.T) {
-	src := &recStore{}
+	src := servicetest.NewRecordingStore()
 	a, err := New(service.Env{Store: src, Config: map[string]string{"users": "200", "items": "100"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	drive(t, NewGenerator(3, 0), 1000, a)
+	servicetest.Lockstep(t, NewGenerator(3, 0), 1000, a)
 	b := newEmpty(t, map[string]string{"users": "0"})
 	st := b.st
-	for _, c := range []collections.Collection{st.items, st.itemIDs, st.norm2, st.rows, st.co, st.next, st.pos, st.users} {
-		for _, rec := range src.recs[c.Name()] {
-			if err := c.Apply(rec); err != nil {
-				t.Fatalf("%s: %v", c.Name(), err)
-			}
-		}
-	}
+	src.Replay(t, []collections.Collection{st.items, st.itemIDs, st.norm2, st.rows, st.co, st.next, st.pos, st.users})
 	if qa, qb := allQueries(t, a), allQueries(t, b); qa != qb {
 		t.Fatal("instance rebuilt from the log recommends differently")
-	}
-}
-
-// restore clears every collection of dst and fills it from the same-named
-// collection of src via emitFrom.
-func restore(t *testing.T, src, dst []collections.Collection, emitFrom func(collections.Collection, func([]byte) error) error) {
-	t.Helper()
-	if len(src) != len(dst) {
-		t.Fatalf("%d collections against %d", len(src), len(dst))
-	}
-	for k, c := range dst {
-		if src[k].Name() != c.Name() {
-			t.Fatalf("collection %q against %q", src[k].Name(), c.Name())
-		}
-		c.Clear()
-		if err := emitFrom(src[k], func(rec []byte) error { return c.Apply(append([]byte(nil), rec...)) }); err != nil {
-			t.Fatalf("%s: %v", c.Name(), err)
-		}
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/e3-platform/e3/collections"
 	"github.com/e3-platform/e3/service"
 	"github.com/e3-platform/e3/services/internal/mix"
+	"github.com/e3-platform/e3/services/internal/servicetest"
 )
 
 func newHandler(t testing.TB, cfg map[string]string) *Handler {
@@ -221,49 +222,6 @@ func TestTopKBudget(t *testing.T) {
 	}
 }
 
-// recStore records every mutation record, per collection, in order.
-type recStore struct {
-	colls map[string]collections.Collection
-	recs  map[string][][]byte
-}
-
-type recLog struct {
-	s    *recStore
-	name string
-}
-
-func (l recLog) Append(rec []byte) {
-	l.s.recs[l.name] = append(l.s.recs[l.name], append([]byte(nil), rec...))
-}
-
-func (s *recStore) Attach(c collections.Collection) (collections.Log, error) {
-	if s.colls == nil {
-		s.colls, s.recs = map[string]collections.Collection{}, map[string][][]byte{}
-	}
-	s.colls[c.Name()] = c
-	return recLog{s, c.Name()}, nil
-}
-
-func drive(t *testing.T, g service.Generator, n int, hs ...service.Handler) {
-	t.Helper()
-	var c service.Context
-	var first []byte
-	for range n {
-		req, _ := g.Next(nil)
-		for k, h := range hs {
-			c.Reset(0, 0, nil)
-			if err := h.Handle(&c, req); err != nil {
-				t.Fatal(err)
-			}
-			if k == 0 {
-				first = append(first[:0], c.Response()...)
-			} else if !bytes.Equal(first, c.Response()) {
-				t.Fatalf("handler %d replied %x, handler 0 %x", k, c.Response(), first)
-			}
-		}
-	}
-}
-
 // TestSnapshotRestore moves a running instance's state into a fresh one
 // through the collections' snapshots, as a migration does.
 func TestSnapshotRestore(t *testing.T) {
@@ -273,46 +231,34 @@ func TestSnapshotRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	drive(t, NewGenerator(1, 0), 3000, a)
+	servicetest.Lockstep(t, NewGenerator(1, 0), 3000, a)
 	b, err := New(service.Env{Store: dst, Config: cfg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc, dc := src.Collections(), dst.Collections()
-	for i, c := range dc {
-		c.Clear()
-		if err := sc[i].Snapshot(func(rec []byte) error { return c.Apply(append([]byte(nil), rec...)) }); err != nil {
-			t.Fatal(err)
-		}
-	}
+	servicetest.CopySnapshots(t, src.Collections(), dst.Collections())
 	na, ta := query(t, a)
 	nb, tb := query(t, b)
 	if na != nb || !slices.Equal(ta, tb) || len(ta) != 20 {
 		t.Fatalf("restored: %d %v, original %d %v", nb, tb, na, ta)
 	}
 	// The window position came along too: evictions continue alike.
-	drive(t, NewGenerator(2, 0), 2000, a, b)
+	servicetest.Lockstep(t, NewGenerator(2, 0), 2000, a, b)
 }
 
 // TestLogReplay rebuilds an instance from its mutation log, as a backup
 // replica does, exercising the codecs on real records.
 func TestLogReplay(t *testing.T) {
-	src := &recStore{}
+	src := servicetest.NewRecordingStore()
 	cfg := map[string]string{"window": "300"}
 	a, err := New(service.Env{Store: src, Config: cfg})
 	if err != nil {
 		t.Fatal(err)
 	}
-	drive(t, NewGenerator(3, 0), 2000, a)
+	servicetest.Lockstep(t, NewGenerator(3, 0), 2000, a)
 	b := newHandler(t, cfg)
-	for _, c := range []collections.Collection{b.st.window, b.st.count, b.st.latest, b.st.ranked} {
-		for _, rec := range src.recs[c.Name()] {
-			if err := c.Apply(rec); err != nil {
-				t.Fatalf("%s: %v", c.Name(), err)
-			}
-		}
-	}
-	drive(t, NewGenerator(4, 0), 1000, a, b)
+	src.Replay(t, []collections.Collection{b.st.window, b.st.count, b.st.latest, b.st.ranked})
+	servicetest.Lockstep(t, NewGenerator(4, 0), 1000, a, b)
 }
 
 func TestMalformed(t *testing.T) {
