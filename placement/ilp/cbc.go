@@ -39,9 +39,10 @@ type Run struct {
 }
 
 // solve writes m to dir, runs cbc on it with a limit of timeLimit
-// seconds of wall time, starting from start if it is not nil, and reads
+// seconds of wall time and, if nodeLimit > 0, of nodeLimit
+// branch-and-bound nodes, starting from start if it is not nil, and reads
 // back its solution.
-func solve(ctx context.Context, solver string, m *Model, start map[string]float64, dir string, timeLimit float64) (*Solution, *Run, error) {
+func solve(ctx context.Context, solver string, m *Model, start map[string]float64, dir string, timeLimit float64, nodeLimit int) (*Solution, *Run, error) {
 	path, err := exec.LookPath(solver)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrNoSolver, err)
@@ -77,8 +78,11 @@ func solve(ctx context.Context, solver string, m *Model, start map[string]float6
 		}
 		args = append(args, "mips", sp)
 	}
-	args = append(args, "timeMode", "elapsed", "sec", strconv.FormatFloat(timeLimit, 'g', -1, 64),
-		"ratio", "0", "solve", "solu", solFile)
+	args = append(args, "timeMode", "elapsed", "sec", strconv.FormatFloat(timeLimit, 'g', -1, 64), "ratio", "0")
+	if nodeLimit > 0 {
+		args = append(args, "maxNodes", strconv.Itoa(nodeLimit))
+	}
+	args = append(args, "solve", "solu", solFile)
 	run := &Run{Command: append([]string{path}, args...), Bound: math.NaN(), Gap: math.NaN(), Nodes: -1}
 	// cbc honours its limit between nodes; a hard stop well after it
 	// guards against a run that does not return.

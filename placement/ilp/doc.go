@@ -1,7 +1,7 @@
 // Package ilp is the integer-programming placement baseline of the E3
 // paper: the same problem HCM and the annealing solve, written as an
 // integer linear program and solved to proven optimality (or to a time
-// limit) by COIN-OR's cbc.
+// or node limit) by COIN-OR's cbc.
 //
 // [Build] formulates a placement.Problem ([Model] documents every variable
 // and row): a binary x_i_n for each instance and each node the shared
@@ -16,7 +16,8 @@
 // indicators.
 //
 // [Placer] writes the model as a CPLEX LP file, runs cbc on it as a
-// separate program with a wall-time limit, and parses cbc's solution file
+// separate program with a wall-time limit (and, for reproducible
+// answers, a node limit: Options.NodeLimit), and parses cbc's solution file
 // ([ParseSolution]: optimal, stopped on a limit with or without a
 // solution, infeasible, unbounded; malformed input is an error naming
 // file:line). If the model that places every instance is infeasible, an

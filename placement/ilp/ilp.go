@@ -40,6 +40,14 @@ type Options struct {
 	// DefaultTimeLimit. A run that hits it returns the best solution
 	// found, reported as StatusStopped.
 	TimeLimit float64
+	// NodeLimit, if positive, stops cbc after that many branch-and-bound
+	// nodes (its "maxNodes" option) with its best solution, reported as
+	// StatusStopped. cbc on one thread is deterministic, so a node limit
+	// gives the same answer on every machine and in every run, where a
+	// time limit gives whatever the machine reached: set it where results
+	// must be reproducible (the experiments), and keep TimeLimit as a
+	// safety net well above the time the nodes take.
+	NodeLimit int
 	// Weights of the objective; a zero value means DefaultWeights.
 	Weights Weights
 	// WorkDir is where the model and solution files go, in a fresh
@@ -62,6 +70,9 @@ func New(o Options) *Placer {
 		o.Solver = DefaultSolver
 	}
 	var err error
+	if o.NodeLimit < 0 {
+		err = fmt.Errorf("ilp: Options.NodeLimit = %d, want 0 (no limit) or a node count > 0", o.NodeLimit)
+	}
 	if o.TimeLimit <= 0 {
 		o.TimeLimit = DefaultTimeLimit
 		if v, ok := os.LookupEnv(TimeLimitEnv); ok {
@@ -145,7 +156,7 @@ func (pl *Placer) Solve(p *placement.Problem) (*placement.Result, *Report, error
 	}
 	ctx := context.Background()
 	start := m.FirstFit()
-	sol, run, err := solve(ctx, pl.opts.Solver, m, start, dir, pl.opts.TimeLimit)
+	sol, run, err := solve(ctx, pl.opts.Solver, m, start, dir, pl.opts.TimeLimit, pl.opts.NodeLimit)
 	rep.Run = run
 	if err != nil {
 		return nil, rep, err
@@ -161,7 +172,7 @@ func (pl *Placer) Solve(p *placement.Problem) (*placement.Result, *Report, error
 		}
 		rep.Elastic = true
 		rep.Binaries, rep.Continuous, rep.Rows = m.Size()
-		sol, run, err = solve(ctx, pl.opts.Solver, m, m.FirstFit(), dir, pl.opts.TimeLimit)
+		sol, run, err = solve(ctx, pl.opts.Solver, m, m.FirstFit(), dir, pl.opts.TimeLimit, pl.opts.NodeLimit)
 		rep.Run = run
 		if err != nil {
 			return nil, rep, err
@@ -172,6 +183,9 @@ func (pl *Placer) Solve(p *placement.Problem) (*placement.Result, *Report, error
 		hint := ""
 		if sol.Status == StatusStoppedNoSolution {
 			hint = fmt.Sprintf("; no integer solution within %gs (raise ilp.Options.TimeLimit)", pl.opts.TimeLimit)
+			if pl.opts.NodeLimit > 0 {
+				hint = fmt.Sprintf("; no integer solution within %gs and %d nodes (raise ilp.Options.TimeLimit or NodeLimit)", pl.opts.TimeLimit, pl.opts.NodeLimit)
+			}
 		}
 		return nil, rep, fmt.Errorf("ilp: cbc: %q%s", sol.Header, hint)
 	}

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 
@@ -310,6 +311,46 @@ func TestStoppedOnTime(t *testing.T) {
 		t.Errorf("cbc's objective %v, the assignment's %v", rep.Objective, got)
 	}
 	t.Logf("RTA-PTC in 2 s: objective %.4f, bound %.4f, gap %.2f", rep.Objective, rep.Run.Bound, rep.Run.Gap)
+}
+
+// TestNodeLimit stops cbc by a node limit on a problem it does not prove
+// optimal within it (RTA-SF at a load that does not fit: the elastic
+// model) and checks that the answer is valid and the same in two runs:
+// what makes the experiments' ILP figures reproducible, which a time limit
+// does not.
+func TestNodeLimit(t *testing.T) {
+	needCBC(t)
+	if testing.Short() {
+		t.Skip("runs cbc twice")
+	}
+	c := clusterOf(t, "3xType1-SmartNIC")
+	p, err := placement.FromApp(builtin(t, "RTA-SF"), placement.NewLoad(c), 1e6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const nodes = 30
+	var first placement.Assignment
+	for run := range 2 {
+		res, rep, err := ilp.New(ilp.Options{TimeLimit: 120, NodeLimit: nodes}).Solve(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Status != ilp.StatusStopped || rep.Run.Nodes != nodes {
+			t.Fatalf("status %v after %d nodes in %v; want a stop at the node limit of %d", rep.Status, rep.Run.Nodes, rep.Run.Wall, nodes)
+		}
+		if v := placement.Validate(p, res.Assignment); v != nil {
+			t.Fatalf("violations %v", v)
+		}
+		t.Logf("run %d: objective %.6f after %d nodes in %v", run, rep.Objective, rep.Run.Nodes, rep.Run.Wall)
+		if run == 0 {
+			first = res.Assignment
+		} else if !slices.Equal(first, res.Assignment) {
+			t.Errorf("two runs with a node limit placed differently:\n%v\n%v", first, res.Assignment)
+		}
+	}
+	if _, _, err := ilp.New(ilp.Options{NodeLimit: -1}).Solve(p); err == nil || !strings.Contains(err.Error(), "NodeLimit") {
+		t.Errorf("NodeLimit -1: error %v, want one naming NodeLimit", err)
+	}
 }
 
 // TestExplain: with Problem.Explain the result explains every instance:
