@@ -14,6 +14,7 @@ import (
 	"github.com/e3-platform/e3/collections"
 	"github.com/e3-platform/e3/service"
 	"github.com/e3-platform/e3/services/internal/packet"
+	"github.com/e3-platform/e3/services/internal/servicetest"
 	"pgregory.net/rapid"
 )
 
@@ -58,6 +59,10 @@ func scratchEntropy(window []uint32) (h float64, distinct int) {
 	}
 	return h, len(counts)
 }
+
+// TestGenerator checks the descriptor's generator, the one load generation
+// uses, against the contract every service generator keeps.
+func TestGenerator(t *testing.T) { servicetest.CheckGenerator(t, Descriptor, packet.DefaultSize) }
 
 // TestIncrementalEqualsScratch is the property test: after every packet
 // the incrementally kept entropy equals a from-scratch computation over

@@ -14,6 +14,7 @@ import (
 	"github.com/e3-platform/e3/collections"
 	"github.com/e3-platform/e3/service"
 	"github.com/e3-platform/e3/services/internal/packet"
+	"github.com/e3-platform/e3/services/internal/servicetest"
 )
 
 func newHandler(t testing.TB, conf map[string]string, store collections.Store) *Handler {
@@ -48,6 +49,10 @@ func feed(t testing.TB, h *Handler, g *packet.Generator, n int) map[packet.FiveT
 	}
 	return truth
 }
+
+// TestGenerator checks the descriptor's generator, the one load generation
+// uses, against the contract every service generator keeps.
+func TestGenerator(t *testing.T) { servicetest.CheckGenerator(t, Descriptor, packet.DefaultSize) }
 
 // TestErrorBound checks the count-min guarantee on skewed streams: no
 // estimate is below the true count, and the share of flows whose estimate

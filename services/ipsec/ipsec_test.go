@@ -13,6 +13,7 @@ import (
 
 	"github.com/e3-platform/e3/service"
 	"github.com/e3-platform/e3/services/internal/packet"
+	"github.com/e3-platform/e3/services/internal/servicetest"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 )
@@ -35,6 +36,10 @@ func newPair(t testing.TB, conf map[string]string) (enc, dec *Handler) {
 	}
 	return he.(*Handler), hd.(*Handler)
 }
+
+// TestGenerator checks the descriptor's generator, the one load generation
+// uses, against the contract every service generator keeps.
+func TestGenerator(t *testing.T) { servicetest.CheckGenerator(t, Descriptor, packet.DefaultSize) }
 
 func TestRoundTrip(t *testing.T) {
 	for _, conf := range []map[string]string{

@@ -12,6 +12,7 @@ import (
 
 	"github.com/e3-platform/e3/service"
 	"github.com/e3-platform/e3/services/internal/packet"
+	"github.com/e3-platform/e3/services/internal/servicetest"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 )
@@ -44,6 +45,10 @@ func checksumsValid(t testing.TB, pkt []byte) {
 		t.Fatalf("checksums after incremental update differ from recomputation:\n got %x\nwant %x", pkt[:ip.HeaderLen+20], re[:ip.HeaderLen+20])
 	}
 }
+
+// TestGenerator checks the descriptor's generator, the one load generation
+// uses, against the contract every service generator keeps.
+func TestGenerator(t *testing.T) { servicetest.CheckGenerator(t, Descriptor, packet.DefaultSize) }
 
 func TestOutboundTranslation(t *testing.T) {
 	h := newHandler(t, nil)

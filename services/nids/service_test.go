@@ -10,6 +10,7 @@ import (
 
 	"github.com/e3-platform/e3/service"
 	"github.com/e3-platform/e3/services/internal/packet"
+	"github.com/e3-platform/e3/services/internal/servicetest"
 )
 
 const testRules = `# hand-written rules for the service tests
@@ -308,23 +309,8 @@ func TestGeneratedTraffic(t *testing.T) {
 	}
 }
 
-func TestGeneratorDeterministic(t *testing.T) {
-	a := Descriptor.NewGenerator(3, 512)
-	b := Descriptor.NewGenerator(3, 512)
-	c := Descriptor.NewGenerator(4, 512)
-	same := true
-	for i := 0; i < 50; i++ {
-		pa, ka := a.Next(nil)
-		pb, kb := b.Next(nil)
-		pc, _ := c.Next(nil)
-		if !slices.Equal(pa, pb) || ka != kb {
-			t.Fatalf("packet %d differs between generators with one seed", i)
-		}
-		same = same && slices.Equal(pa, pc)
-	}
-	if same {
-		t.Error("seeds 3 and 4 gave the same packets")
-	}
+func TestGenerator(t *testing.T) {
+	servicetest.CheckGenerator(t, Descriptor, packet.DefaultSize)
 }
 
 func TestHandleNoAllocs(t *testing.T) {

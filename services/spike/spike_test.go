@@ -1,7 +1,6 @@
 package spike
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"math"
@@ -281,14 +280,7 @@ func TestStateRebuildsFromRecords(t *testing.T) {
 }
 
 func TestGenerator(t *testing.T) {
-	g1, g2 := NewGenerator(5, 300), NewGenerator(5, 300)
-	for i := 0; i < 1000; i++ {
-		a, ka := g1.Next(nil)
-		b, kb := g2.Next(nil)
-		if !bytes.Equal(a, b) || ka != kb || len(a) != 300 {
-			t.Fatalf("request %d: not deterministic or %d bytes", i, len(a))
-		}
-	}
+	servicetest.CheckGenerator(t, Descriptor, DefaultSize)
 	// Score the readings of 100 thermostats once their windows are full.
 	g := NewGenerator(5, 0).(*generator)
 	g.streams = 100
