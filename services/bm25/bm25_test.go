@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/e3-platform/e3/service"
@@ -381,38 +380,8 @@ func TestConcurrentHandle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := NewGenerator(3, 0)
-	reqs := make([][]byte, 200)
-	want := make([][]byte, len(reqs))
-	for i := range reqs {
-		reqs[i], _ = g.Next(nil)
-		var c service.Context
-		if err := h.Handle(&c, reqs[i]); err != nil {
-			t.Fatal(err)
-		}
-		want[i] = append([]byte(nil), c.Response()...)
-	}
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var c service.Context
-			for i := range reqs {
-				j := (i + w*50) % len(reqs)
-				c.Reset(0, 0, nil)
-				if err := h.Handle(&c, reqs[j]); err != nil {
-					t.Error(err)
-					return
-				}
-				if !bytes.Equal(c.Response(), want[j]) {
-					t.Errorf("worker %d request %d: reply differs from the sequential one", w, j)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	reqs, _ := servicetest.Requests(NewGenerator(3, 0), 200)
+	servicetest.CheckConcurrent(t, h, reqs)
 }
 
 func TestHandleNoAllocs(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/e3-platform/e3/service"
@@ -346,42 +345,7 @@ func TestHandleConcurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pkts := BenchPacketSet(400, 512, 11)
-	want := make([][]byte, len(pkts))
-	var c service.Context
-	for i, p := range pkts {
-		c.Reset(0, 0, nil)
-		if err := h.Handle(&c, p); err != nil {
-			t.Fatal(err)
-		}
-		want[i] = slices.Clone(c.Response())
-	}
-	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			var c service.Context
-			for k := range pkts {
-				i := (k*7 + w*101) % len(pkts)
-				c.Reset(0, 0, nil)
-				if err := h.Handle(&c, pkts[i]); err != nil {
-					errs <- err
-					return
-				}
-				if !slices.Equal(c.Response(), want[i]) {
-					errs <- fmt.Errorf("worker %d packet %d: reply %x, want %x", w, i, c.Response(), want[i])
-					return
-				}
-			}
-		}(w)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	servicetest.CheckConcurrent(t, h, BenchPacketSet(400, 512, 11))
 }
 
 func TestGeneratorNoAllocs(t *testing.T) {
