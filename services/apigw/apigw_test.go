@@ -372,15 +372,12 @@ func TestGenerator(t *testing.T) {
 }
 
 func TestSteadyStateDoesNotAllocate(t *testing.T) {
-	if raceEnabled {
+	if servicetest.RaceEnabled {
 		t.Skip("sync.Pool drops items under the race detector")
 	}
 	h := newGateway(t, nil)
 	req := event(t, mint(t, jwt.SigningMethodHS256, testKey, claims("thermostat-00042", t0/sec+60)), t0)
-	var c service.Context
-	c.Reset(0, 0, nil)
-	_ = h.Handle(&c, req)
-	if n := testing.AllocsPerRun(1000, func() { c.Reset(0, 0, nil); _ = h.Handle(&c, req) }); n != 0 {
+	if n := servicetest.HandleAllocs(t, h, &service.Context{}, 1000, [][]byte{req}); n != 0 {
 		t.Errorf("%v allocations per request of a known client", n)
 	}
 }

@@ -337,23 +337,10 @@ func TestHandleNoAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := NewGenerator(5, 0)
-	reqs := make([][]byte, 64)
-	for i := range reqs {
-		reqs[i], _ = g.Next(nil)
-	}
+	reqs, _ := servicetest.Requests(NewGenerator(5, 0), 64)
 	// Capitals force the case-folding path.
 	reqs[0], _ = service.AppendEvent(nil, &service.Event{Text: []byte("CHEAP Pills, NOW")}, 512)
-	var c service.Context
-	i := 0
-	allocs := testing.AllocsPerRun(1000, func() {
-		c.Reset(0, 0, nil)
-		if err := h.Handle(&c, reqs[i%len(reqs)]); err != nil {
-			t.Fatal(err)
-		}
-		i++
-	})
-	if allocs != 0 {
+	if allocs := servicetest.HandleAllocs(t, h, &service.Context{}, 1000, reqs); allocs != 0 {
 		t.Errorf("Handle allocates %v times per request", allocs)
 	}
 }

@@ -385,28 +385,15 @@ func TestConcurrentHandle(t *testing.T) {
 }
 
 func TestHandleNoAllocs(t *testing.T) {
-	if raceEnabled {
+	if servicetest.RaceEnabled {
 		t.Skip("sync.Pool drops items under the race detector")
 	}
 	h, err := New(service.Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := NewGenerator(5, 0)
-	reqs := make([][]byte, 64)
-	for i := range reqs {
-		reqs[i], _ = g.Next(nil)
-	}
-	var c service.Context
-	i := 0
-	allocs := testing.AllocsPerRun(1000, func() {
-		c.Reset(0, 0, nil)
-		if err := h.Handle(&c, reqs[i%len(reqs)]); err != nil {
-			t.Fatal(err)
-		}
-		i++
-	})
-	if allocs != 0 {
+	reqs, _ := servicetest.Requests(NewGenerator(5, 0), 64)
+	if allocs := servicetest.HandleAllocs(t, h, &service.Context{}, 1000, reqs); allocs != 0 {
 		t.Errorf("Handle allocates %v times per request", allocs)
 	}
 }

@@ -242,16 +242,8 @@ func TestSteadyStateDoesNotAllocate(t *testing.T) {
 	h := newCounter(t, nil)
 	req := event(t, service.OpObserve, 5)
 	q := event(t, service.OpQuery, 5)
-	var c service.Context
-	c.Reset(0, 0, nil)
-	_ = h.Handle(&c, req)
-	if n := testing.AllocsPerRun(1000, func() {
-		c.Reset(0, 0, nil)
-		_ = h.Handle(&c, req)
-		c.Reset(0, 0, nil)
-		_ = h.Handle(&c, q)
-	}); n != 0 {
-		t.Errorf("%v allocations per observe+query of a known item", n)
+	if n := servicetest.HandleAllocs(t, h, &service.Context{}, 2000, [][]byte{req, q}); n != 0 {
+		t.Errorf("%v allocations per observe or query of a known item", n)
 	}
 }
 

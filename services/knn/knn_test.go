@@ -335,16 +335,7 @@ func TestHandleNoAllocs(t *testing.T) {
 			}
 			reqs[i], _ = service.AppendEvent(nil, &service.Event{Features: featureBytes(q)}, 512)
 		}
-		var c service.Context
-		i := 0
-		allocs := testing.AllocsPerRun(500, func() {
-			c.Reset(0, 0, nil)
-			if err := h.Handle(&c, reqs[i%len(reqs)]); err != nil {
-				t.Fatal(err)
-			}
-			i++
-		})
-		if allocs != 0 {
+		if allocs := servicetest.HandleAllocs(t, h, &service.Context{}, 500, reqs); allocs != 0 {
 			t.Errorf("dims %s: Handle allocates %v times per request", dims, allocs)
 		}
 	}

@@ -354,17 +354,8 @@ func TestSteadyStateDoesNotAllocate(t *testing.T) {
 	s := newTestStore(t, nil, KeyHash)
 	set := event(t, service.OpSet, "obj:000000000042", strings.Repeat("v", 448), 1, 0)
 	get := event(t, service.OpGet, "obj:000000000042", "", 0, 0)
-	var c service.Context
-	c.Reset(0, 0, nil)
-	_ = s.Handle(&c, set)
-	_ = s.Handle(&c, get)
-	if n := testing.AllocsPerRun(1000, func() {
-		c.Reset(0, 0, nil)
-		_ = s.Handle(&c, set)
-		c.Reset(0, 0, nil)
-		_ = s.Handle(&c, get)
-	}); n != 0 {
-		t.Errorf("%v allocations per set+get of an existing key", n)
+	if n := servicetest.HandleAllocs(t, s, &service.Context{}, 2000, [][]byte{set, get}); n != 0 {
+		t.Errorf("%v allocations per set or get of an existing key", n)
 	}
 }
 

@@ -351,12 +351,7 @@ func TestConcurrent(t *testing.T) {
 
 func TestNoAllocs(t *testing.T) {
 	h := newHandler(t, nil)
-	g := Descriptor.NewGenerator(1, 512)
-	var reqs [][]byte
-	for range 1000 {
-		p, _ := g.Next(nil)
-		reqs = append(reqs, p)
-	}
+	reqs, _ := servicetest.Requests(Descriptor.NewGenerator(1, 512), 1000)
 	c := &service.Context{Scratch: make([]byte, 0, 2048)}
 	for _, r := range reqs { // first packets of flows allocate nothing either, but warm up anyway
 		c.Reset(0, 0, nil)
@@ -364,14 +359,7 @@ func TestNoAllocs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	i := 0
-	if n := testing.AllocsPerRun(1000, func() {
-		c.Reset(0, 0, nil)
-		if err := h.Handle(c, reqs[i%len(reqs)]); err != nil {
-			t.Fatal(err)
-		}
-		i++
-	}); n != 0 {
+	if n := servicetest.HandleAllocs(t, h, c, 1000, reqs); n != 0 {
 		t.Fatalf("%v allocations per packet", n)
 	}
 	// New flows (allocation in the translation table) do not allocate.
@@ -381,7 +369,7 @@ func TestNoAllocs(t *testing.T) {
 		p, _ := g2.Next(nil)
 		fresh = append(fresh, p)
 	}
-	i = 0
+	i := 0
 	if n := testing.AllocsPerRun(999, func() {
 		c.Reset(0, 0, nil)
 		_ = h.Handle(c, fresh[i])

@@ -314,10 +314,7 @@ func TestGenerator(t *testing.T) {
 func TestSteadyStateDoesNotAllocate(t *testing.T) {
 	h := newDetector(t, nil)
 	req := event(t, service.OpObserve, 5, 1)
-	var c service.Context
-	c.Reset(0, 0, nil)
-	_ = h.Handle(&c, req)
-	if n := testing.AllocsPerRun(1000, func() { c.Reset(0, 0, nil); _ = h.Handle(&c, req) }); n != 0 {
+	if n := servicetest.HandleAllocs(t, h, &service.Context{}, 1000, [][]byte{req}); n != 0 {
 		t.Errorf("%v allocations per value of a known stream", n)
 	}
 }

@@ -1,5 +1,0 @@
-//go:build !race
-
-package apigw
-
-const raceEnabled = false

@@ -1,7 +1,0 @@
-//go:build race
-
-package apigw
-
-// raceEnabled: sync.Pool drops items at random under the race detector,
-// so allocation counts mean nothing there.
-const raceEnabled = true

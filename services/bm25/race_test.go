@@ -1,7 +1,0 @@
-//go:build race
-
-package bm25
-
-// raceEnabled: the race detector makes sync.Pool drop items on purpose, so
-// allocation counts are meaningless under it.
-const raceEnabled = true
