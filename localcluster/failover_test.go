@@ -54,7 +54,7 @@ func serverFailed(t *testing.T, cl *controller.Client, server string, d time.Dur
 	return at
 }
 
-// TestProcServerKill is the failover drill with real processes: the kv
+// TestProcFailoverServerKill is the failover drill with real processes: the kv
 // store (two shards, each with a backup on another server) is written by
 // eight closed-loop clients; the server holding shard 0's primary loses
 // its power (SIGKILL to its host and SmartNIC agent processes at once).
@@ -63,7 +63,7 @@ func serverFailed(t *testing.T, cl *controller.Client, server string, d time.Dur
 // within 1 s of the detection, and every write acknowledged before,
 // during or after the failure must read back, through the promoted
 // primary, with its value.
-func TestProcServerKill(t *testing.T) {
+func TestProcFailoverServerKill(t *testing.T) {
 	if raceEnabled {
 		t.Skip("measures failover in real time; the race detector slows every process several times over (run without -race)")
 	}

@@ -40,7 +40,9 @@ func TestMain(m *testing.M) {
 // environment.
 func e3Argv(args ...string) []string { return append([]string{os.Args[0]}, args...) }
 
-var e3Env = []string{cliEnv + "=1"}
+// The race detector's runtime sleeps a second before a process exits
+// (to let reports finish); the children need not.
+var e3Env = []string{cliEnv + "=1", "GORACE=atexit_sleep_ms=0"}
 
 // upProcs brings up a cluster of processes on loopback with free ports,
 // torn down when the test ends (failed or not).

@@ -89,7 +89,7 @@ func placements(t *testing.T, cl *controller.Client) map[string]string {
 	return out
 }
 
-// TestProcLeaderKill is the controller's failover drill with processes:
+// TestProcFailoverLeaderKill is the controller's failover drill with processes:
 // three replicas and six agents, the kv store under eight writers, and a
 // client deploying a new application every 50 ms. The leader replica is
 // killed with SIGKILL. A new leader must serve within 2 s; every
@@ -97,7 +97,7 @@ func placements(t *testing.T, cl *controller.Client) map[string]string {
 // placement; deploys are acknowledged again; no server is failed for the
 // agents' heartbeats going to a dead leader; and the data plane never
 // stops: writes are acknowledged throughout and every one reads back.
-func TestProcLeaderKill(t *testing.T) {
+func TestProcFailoverLeaderKill(t *testing.T) {
 	if raceEnabled {
 		t.Skip("measures the election in real time; the race detector slows every process several times over (run without -race)")
 	}

@@ -625,6 +625,8 @@ func (c *Cluster) Down() error {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
+					start := time.Now()
+					defer func() { c.cfg.Logger.Debug("stopped", "member", m.Name, "took", time.Since(start)) }()
 					var err error
 					switch {
 					case m.proc != nil:

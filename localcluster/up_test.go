@@ -344,3 +344,40 @@ func TestProcNetnsPartition(t *testing.T) {
 		t.Errorf("the root veth e3t-root is left after tear-down")
 	}
 }
+
+// TestInProcessUp brings the cluster up in this process (e3 up without
+// --procs): the replicas and agents serve the kv store to a client, and
+// a server whose agents are closed is failed over.
+func TestInProcessUp(t *testing.T) {
+	c, err := localcluster.Up(context.Background(), localcluster.Config{Controllers: 1, EphemeralPorts: true, AgentCores: 2, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := c.Down(); err != nil {
+			t.Error(err)
+		}
+	}()
+	for _, m := range append(c.Controllers(), c.Agents()...) {
+		if m.PID != 0 || !m.Running() {
+			t.Fatalf("%s: pid %d, running %v; want in process", m.Name, m.PID, m.Running())
+		}
+	}
+	dep := deploy(t, c.Client(), kvSpec)
+	waitReplicated(t, c, "kv", 2)
+	k := newKVClient(t, c, "kv", netip.MustParseAddr("127.0.0.1"))
+	for i := range 100 {
+		if _, err := k.set(fmt.Sprintf("k%d", i), "v", 2*time.Second); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	victim := serverOf(dep.Instances[0].Node)
+	if err := c.KillServer(victim); err != nil {
+		t.Fatal(err)
+	}
+	serverFailed(t, c.Client(), victim, 10*time.Second)
+	waitFor(t, 10*time.Second, "reads on the failover's routes", func() bool {
+		v, ok, err := k.get("k7", 300*time.Millisecond)
+		return err == nil && ok && v == "v"
+	})
+}
