@@ -452,10 +452,7 @@ func BenchmarkHandle(b *testing.B) {
 		b.Fatal(err)
 	}
 	g := NewGenerator(1, DefaultRequestSize)
-	reqs := make([][]byte, 4096)
-	for i := range reqs {
-		reqs[i], _ = g.Next(nil)
-	}
+	reqs, _ := servicetest.Requests(g, 4096)
 	var c service.Context
 	b.ReportAllocs()
 	b.ResetTimer()

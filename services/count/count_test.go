@@ -277,11 +277,7 @@ func BenchmarkHandle(b *testing.B) {
 	h := newCounter(b, nil)
 	g := NewGenerator(1, DefaultSize)
 	const n = 1 << 16
-	reqs := make([][]byte, n)
-	keys := make([]uint64, n)
-	for i := range reqs {
-		reqs[i], keys[i] = g.Next(nil)
-	}
+	reqs, keys := servicetest.Requests(g, n)
 	var c service.Context
 	// Warm up: one pass so the counted items exist, as in a running
 	// instance; new items then are the Zipf tail, as they would be.

@@ -1,13 +1,11 @@
 package ipsec
 
 import (
-	"runtime"
 	"testing"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/e3-platform/e3/service"
 	"github.com/e3-platform/e3/services/internal/packet"
+	"github.com/e3-platform/e3/services/internal/servicetest"
 )
 
 func benchHandle(b *testing.B, mode string, size int) {
@@ -27,21 +25,14 @@ func benchHandle(b *testing.B, mode string, size int) {
 	}
 	// The requests are a pool of pre-generated packets, cycled.
 	const pool = 4096
-	reqs := make([][]byte, pool)
-	keys := make([]uint64, pool)
-	for i := range reqs {
-		p, k := gen.Next(nil)
-		reqs[i], keys[i] = p, k
-	}
+	reqs, keys := servicetest.Requests(gen, pool)
 	c := &service.Context{Scratch: make([]byte, 0, 64<<10)}
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
 	// Thread CPU time is reported beside wall time: on a shared machine
 	// it is the fairer figure to set against the OpenSSL peer, which
 	// reports the same (bench/run.sh).
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	cpu0 := threadCPU()
+	cpu := servicetest.StartCPU(b)
 	i := 0
 	for b.Loop() {
 		if i == pool {
@@ -59,16 +50,7 @@ func benchHandle(b *testing.B, mode string, size int) {
 		}
 		i++
 	}
-	b.ReportMetric(float64(threadCPU()-cpu0)/float64(b.N), "cpu-ns/op")
-}
-
-// threadCPU returns the calling thread's CPU time in nanoseconds.
-func threadCPU() int64 {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
-		return 0
-	}
-	return ts.Nano()
+	cpu.Stop(b, 0)
 }
 
 // BenchmarkHandle is the encap path at the paper's 512-byte requests, the

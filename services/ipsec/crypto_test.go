@@ -8,8 +8,9 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"math/rand/v2"
-	"runtime"
 	"testing"
+
+	"github.com/e3-platform/e3/services/internal/servicetest"
 )
 
 func unhex(t testing.TB, s string) []byte {
@@ -163,7 +164,7 @@ func BenchmarkICV(b *testing.B) {
 	b.Run("reuse", func(b *testing.B) {
 		b.SetBytes(int64(len(data)))
 		b.ReportAllocs()
-		defer cpuMetric(b)()
+		defer servicetest.StartCPU(b).Stop(b, 0)
 		for b.Loop() {
 			c.icv(data)
 		}
@@ -171,7 +172,7 @@ func BenchmarkICV(b *testing.B) {
 	b.Run("new", func(b *testing.B) {
 		b.SetBytes(int64(len(data)))
 		b.ReportAllocs()
-		defer cpuMetric(b)()
+		defer servicetest.StartCPU(b).Stop(b, 0)
 		var sum [20]byte
 		for b.Loop() {
 			m := hmac.New(sha1.New, key)
@@ -190,7 +191,7 @@ func BenchmarkCBC(b *testing.B) {
 	if haveAESNI {
 		b.Run("aesni", func(b *testing.B) {
 			b.SetBytes(int64(len(buf)))
-			defer cpuMetric(b)()
+			defer servicetest.StartCPU(b).Stop(b, 0)
 			for b.Loop() {
 				c.encrypt(s, iv, buf)
 			}
@@ -198,21 +199,10 @@ func BenchmarkCBC(b *testing.B) {
 	}
 	b.Run("crypto-cipher", func(b *testing.B) {
 		b.SetBytes(int64(len(buf)))
-		defer cpuMetric(b)()
+		defer servicetest.StartCPU(b).Stop(b, 0)
 		for b.Loop() {
 			c.enc.(ivSetter).SetIV(iv)
 			c.enc.CryptBlocks(buf, buf)
 		}
 	})
-}
-
-// cpuMetric locks the benchmark to its thread and returns a function that
-// reports the thread's CPU time per op.
-func cpuMetric(b *testing.B) func() {
-	runtime.LockOSThread()
-	cpu0 := threadCPU()
-	return func() {
-		b.ReportMetric(float64(threadCPU()-cpu0)/float64(b.N), "cpu-ns/op")
-		runtime.UnlockOSThread()
-	}
 }

@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"runtime"
 	"sync"
 	"testing"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/e3-platform/e3/service"
 	"github.com/e3-platform/e3/services/internal/packet"
@@ -385,18 +382,12 @@ func BenchmarkHandle(b *testing.B) {
 		b.Fatal(err)
 	}
 	g := Descriptor.NewGenerator(1, packet.DefaultSize)
-	reqs := make([][]byte, 4096)
-	keys := make([]uint64, len(reqs))
-	for i := range reqs {
-		reqs[i], keys[i] = g.Next(nil)
-	}
+	reqs, keys := servicetest.Requests(g, 4096)
 	c := &service.Context{Scratch: make([]byte, 0, 64<<10)}
 	b.SetBytes(packet.DefaultSize)
 	b.ReportAllocs()
 	// Thread CPU time beside wall time: the fair figure on a shared machine.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	cpu0 := threadCPU()
+	cpu := servicetest.StartCPU(b)
 	i := 0
 	for b.Loop() {
 		c.Reset(int64(i), keys[i&4095], nil)
@@ -405,14 +396,5 @@ func BenchmarkHandle(b *testing.B) {
 		}
 		i++
 	}
-	b.ReportMetric(float64(threadCPU()-cpu0)/float64(b.N), "cpu-ns/op")
-}
-
-// threadCPU returns the calling thread's CPU time in nanoseconds.
-func threadCPU() int64 {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
-		return 0
-	}
-	return ts.Nano()
+	cpu.Stop(b, 0)
 }

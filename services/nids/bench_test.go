@@ -2,12 +2,11 @@ package nids
 
 import (
 	"fmt"
-	"runtime"
 	"testing"
-	"time"
 
 	"github.com/e3-platform/e3/service"
 	"github.com/e3-platform/e3/services/internal/packet"
+	"github.com/e3-platform/e3/services/internal/servicetest"
 )
 
 // benchPackets returns the benchmark packets and their payloads.
@@ -52,11 +51,11 @@ func BenchmarkMatch(b *testing.B) {
 			b.ReportAllocs()
 			n := 0
 			count := func(int, int) { n++ }
-			cpu := startCPU(b)
+			cpu := servicetest.StartCPU(b)
 			for i := 0; i < b.N; i++ {
 				v.scan(payloads[i%len(payloads)], count)
 			}
-			cpu.stop(b, float64(total)/float64(len(payloads)))
+			cpu.Stop(b, float64(total)/float64(len(payloads)))
 			benchSink = n
 		})
 	}
@@ -74,34 +73,14 @@ func BenchmarkHandle(b *testing.B) {
 	b.SetBytes(int64(len(pkts[0])))
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu := startCPU(b)
+	cpu := servicetest.StartCPU(b)
 	for i := 0; i < b.N; i++ {
 		c.Reset(0, 0, nil)
 		if err := h.Handle(&c, pkts[i%len(pkts)]); err != nil {
 			b.Fatal(err)
 		}
 	}
-	cpu.stop(b, float64(len(pkts[0])))
-}
-
-// cpuTimer measures the CPU time of a benchmark loop on a locked OS thread
-// and reports it as cpu-ns/op and cpu-MB/s.
-type cpuTimer struct{ start time.Duration }
-
-func startCPU(b *testing.B) cpuTimer {
-	runtime.LockOSThread()
-	b.Cleanup(runtime.UnlockOSThread)
-	return cpuTimer{threadCPU()}
-}
-
-func (t cpuTimer) stop(b *testing.B, bytesPerOp float64) {
-	d := threadCPU() - t.start
-	if d <= 0 || b.N == 0 {
-		return
-	}
-	ns := float64(d) / float64(b.N)
-	b.ReportMetric(ns, "cpu-ns/op")
-	b.ReportMetric(bytesPerOp/ns*1e3, "cpu-MB/s")
+	cpu.Stop(b, float64(len(pkts[0])))
 }
 
 // BenchmarkHandleWorstCase measures a 1500-byte packet stuffed with rule
@@ -130,14 +109,14 @@ func BenchmarkHandleWorstCase(b *testing.B) {
 	b.SetBytes(int64(len(pkt)))
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu := startCPU(b)
+	cpu := servicetest.StartCPU(b)
 	for i := 0; i < b.N; i++ {
 		c.Reset(0, 0, nil)
 		if err := h.Handle(&c, pkt); err != nil {
 			b.Fatal(err)
 		}
 	}
-	cpu.stop(b, float64(len(pkt)))
+	cpu.Stop(b, float64(len(pkt)))
 }
 
 // BenchmarkHandleSizes runs the service on generated packets of the sizes
@@ -153,14 +132,14 @@ func BenchmarkHandleSizes(b *testing.B) {
 			var c service.Context
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
-			cpu := startCPU(b)
+			cpu := servicetest.StartCPU(b)
 			for i := 0; i < b.N; i++ {
 				c.Reset(0, 0, nil)
 				if err := h.Handle(&c, pkts[i%len(pkts)]); err != nil {
 					b.Fatal(err)
 				}
 			}
-			cpu.stop(b, float64(size))
+			cpu.Stop(b, float64(size))
 		})
 	}
 }

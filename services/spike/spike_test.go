@@ -352,11 +352,7 @@ func BenchmarkHandle(b *testing.B) {
 	h := newDetector(b, nil)
 	g := NewGenerator(1, DefaultSize)
 	const n = 1 << 16
-	reqs := make([][]byte, n)
-	keys := make([]uint64, n)
-	for i := range reqs {
-		reqs[i], keys[i] = g.Next(nil)
-	}
+	reqs, keys := servicetest.Requests(g, n)
 	var c service.Context
 	for i := range reqs {
 		c.Reset(0, keys[i], nil)

@@ -319,11 +319,7 @@ func BenchmarkHandle(b *testing.B) {
 	db := newDB(b, nil)
 	g := NewGenerator(1, DefaultSize)
 	const n = 1 << 16
-	reqs := make([][]byte, n)
-	keys := make([]uint64, n)
-	for i := range reqs {
-		reqs[i], keys[i] = g.Next(nil)
-	}
+	reqs, keys := servicetest.Requests(g, n)
 	var c service.Context
 	// Warm up with 200 s of readings so queries find data.
 	for i := 0; i < 200_000; i++ {
