@@ -201,24 +201,31 @@ func TestProcFailoverLeaderKill(t *testing.T) {
 	if !have["kv"] {
 		t.Errorf("application kv lost after the leader died")
 	}
-	now := placements(t, sc)
-	moved := 0
-	for inst, node := range before {
-		if now[inst] != node {
-			moved++
-			t.Errorf("%s was on %s before the leader died, now on %q", inst, node, now[inst])
-		}
-	}
-	t.Logf("%d placed instances before the kill, all on the same node after: %v", len(before), moved == 0)
 	ev, err = sc.Events(ctx, seq, 1024)
 	if err != nil {
 		t.Fatal(err)
 	}
+	migrated := map[string]string{} // app/instance -> node it was moved to
 	for _, e := range ev.Events {
-		if e.Kind == "server-failed" {
+		switch e.Kind {
+		case "server-failed":
 			t.Errorf("a server failed after the leader died: %s", e.Message)
+		case "migrated":
+			// The orchestrator may move the busy store off its SmartNIC
+			// under this load; that is a placement changed on purpose.
+			migrated[e.App+"/"+e.Instance] = e.To
+			t.Logf("the new leader's orchestrator migrated: %s", e.Message)
 		}
 	}
+	now := placements(t, sc)
+	moved := 0
+	for inst, node := range before {
+		if now[inst] != node && migrated[inst] != now[inst] {
+			moved++
+			t.Errorf("%s was on %s before the leader died, now on %q", inst, node, now[inst])
+		}
+	}
+	t.Logf("%d placed instances before the kill: %d on another node after without a migration", len(before), moved)
 	if acksAtElection-acksAtKill == 0 {
 		t.Errorf("no write acknowledged while the controller had no leader: the data plane stalled")
 	}
