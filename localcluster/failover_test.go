@@ -33,13 +33,23 @@ func agentStatus(addr string) (*agentd.Status, error) {
 	return &st, nil
 }
 
-// serverFailed waits for the event that fails server and returns when
-// the controller recorded it.
-func serverFailed(t *testing.T, cl *controller.Client, server string, d time.Duration) time.Time {
+// eventSeq is the sequence number the next event will have.
+func eventSeq(t *testing.T, cl *controller.Client) uint64 {
+	t.Helper()
+	ev, err := cl.Events(context.Background(), 0, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev.Next
+}
+
+// serverFailed waits for an event from sequence number since on that
+// fails server, and returns when the controller recorded it.
+func serverFailed(t *testing.T, cl *controller.Client, server string, since uint64, d time.Duration) time.Time {
 	t.Helper()
 	var at time.Time
 	waitFor(t, d, "server "+server+" failed over", func() bool {
-		ev, err := cl.Events(context.Background(), 0, 1024)
+		ev, err := cl.Events(context.Background(), since, 1024)
 		if err != nil {
 			return false
 		}
@@ -88,11 +98,19 @@ func TestProcFailoverServerKill(t *testing.T) {
 	k := newKVClient(t, c, "kv", netip.MustParseAddr("127.0.0.1"))
 	w := startWriters(k, 8, 150*time.Millisecond)
 	waitFor(t, 10*time.Second, "300 acknowledged writes", func() bool { return w.count() >= 300 })
+	seq := eventSeq(t, cl)
+	if ev, err := cl.Events(context.Background(), 0, 1024); err == nil {
+		for _, e := range ev.Events {
+			if e.Kind == "server-failed" {
+				t.Fatalf("a server failed before the drill: %s", e.Message)
+			}
+		}
+	}
 	killed := time.Now()
 	if err := c.KillServer(victim); err != nil {
 		t.Fatal(err)
 	}
-	detected := serverFailed(t, cl, victim, 5*time.Second)
+	detected := serverFailed(t, cl, victim, seq, 5*time.Second)
 	var routed time.Time
 	waitFor(t, 5*time.Second, "the client on the failover's routes", func() bool {
 		for {

@@ -50,6 +50,11 @@ func upProcs(t *testing.T, cfg localcluster.Config) *localcluster.Cluster {
 	t.Helper()
 	cfg.Procs = true
 	cfg.Exe, cfg.Env = os.Args[0], e3Env
+	if exe := os.Getenv("E3_TEST_EXE"); exe != "" {
+		// The members run another e3 binary (an arm64 build under
+		// qemu-user, say); the tests' clients stay in this one.
+		cfg.Exe = exe
+	}
 	cfg.EphemeralPorts = true
 	if cfg.Dir == "" {
 		cfg.Dir = t.TempDir()

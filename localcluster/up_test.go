@@ -372,10 +372,11 @@ func TestInProcessUp(t *testing.T) {
 		}
 	}
 	victim := serverOf(dep.Instances[0].Node)
+	seq := eventSeq(t, c.Client())
 	if err := c.KillServer(victim); err != nil {
 		t.Fatal(err)
 	}
-	serverFailed(t, c.Client(), victim, 10*time.Second)
+	serverFailed(t, c.Client(), victim, seq, 10*time.Second)
 	waitFor(t, 10*time.Second, "reads on the failover's routes", func() bool {
 		v, ok, err := k.get("k7", 300*time.Millisecond)
 		return err == nil && ok && v == "v"
