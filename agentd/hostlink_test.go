@@ -124,7 +124,11 @@ type linkPair struct {
 	token     string
 }
 
-func newLinkPair(t *testing.T) *linkPair {
+func newLinkPair(t testing.TB) *linkPair { return newLinkPairWith(t, false) }
+
+// newLinkPairWith joins the two agents over TCP, or with inProcess over
+// an in-process transport.HostLink as in the emulated cluster.
+func newLinkPairWith(t testing.TB, inProcess bool) *linkPair {
 	t.Helper()
 	cl, err := hwmodel.ClusterByName("1xType1-SmartNIC")
 	if err != nil {
@@ -161,19 +165,31 @@ func newLinkPair(t *testing.T) *linkPair {
 	}
 	p.table = &runtime.Table{Epoch: 1, Addrs: []netip.AddrPort{p.host.Addr(), p.nic.Addr()},
 		Apps: []runtime.AppRoute{{ID: 1, App: kv, Nodes: []topology.NodeID{0}, Seed: 1}}}
-	p.nl = &nicLinks{ln: ln, a: p.nic, self: 1, host: 0, token: p.token, link: &linkState{peer: 0}, log: log,
-		hostIP: func() netip.Addr { return p.host.Addr().Addr() }}
-	p.hl = newHostLinks(p.host, topo, 0, p.host.Addr().Addr(), p.token, log)
+	if inProcess {
+		ln.Close()
+		np, hp, err := transport.NewHostLink(transport.HostLinkConfig{Capacity: hostLinkCapacity})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.nic.AttachHostLink(0, np)
+		p.host.AttachHostLink(1, hp)
+	} else {
+		p.nl = &nicLinks{ln: ln, a: p.nic, self: 1, host: 0, token: p.token, link: &linkState{peer: 0}, log: log,
+			hostIP: func() netip.Addr { return p.host.Addr().Addr() }}
+		p.hl = newHostLinks(p.host, topo, 0, p.host.Addr().Addr(), p.token, log)
+		p.nl.wg.Add(1)
+		go p.nl.serve()
+	}
 	p.host.Start()
 	p.nic.Start()
-	p.nl.wg.Add(1)
-	go p.nl.serve()
 	for _, a := range []*runtime.Agent{p.host, p.nic} {
 		if err := a.Apply(p.table); err != nil {
 			t.Fatal(err)
 		}
 	}
-	p.hl.table(p.table)
+	if p.hl != nil {
+		p.hl.table(p.table)
+	}
 	cconn, err := transport.ListenUDP(lo, transport.UDPConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -193,8 +209,10 @@ func newLinkPair(t *testing.T) *linkPair {
 	p.client.SetTable(p.table)
 	t.Cleanup(func() {
 		p.client.Close()
-		p.hl.close()
-		p.nl.close()
+		if p.hl != nil {
+			p.hl.close()
+			p.nl.close()
+		}
 		p.host.Close()
 		p.nic.Close()
 	})
@@ -223,7 +241,7 @@ func (p *linkPair) set(id uint64, key string) error {
 	}
 }
 
-func (p *linkPair) waitUp(t *testing.T, connects uint64) {
+func (p *linkPair) waitUp(t testing.TB, connects uint64) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for !(p.nl.link.up() && p.hl.links[1].up() && p.nl.link.connects.Load() >= connects) {
@@ -301,5 +319,30 @@ func TestHostLinkRefusals(t *testing.T) {
 	}
 	if err := p.set(1, "still"); err != nil {
 		t.Fatalf("request after the refusals: %v", err)
+	}
+}
+
+// BenchmarkHostLink times one kv write through the SmartNIC to its host
+// and back, one at a time: over the TCP host link of two processes, and
+// over the in-process link of the emulated cluster.
+func BenchmarkHostLink(b *testing.B) {
+	for _, mode := range []string{"tcp", "in-process"} {
+		b.Run(mode, func(b *testing.B) {
+			p := newLinkPairWith(b, mode == "in-process")
+			if p.nl != nil {
+				p.waitUp(b, 1)
+			}
+			for i := range 100 { // warm up
+				if err := p.set(uint64(1+i), "warm"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for i := range b.N {
+				if err := p.set(uint64(1000+i), "k"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
