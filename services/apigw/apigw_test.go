@@ -394,11 +394,7 @@ func FuzzHandle(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, req []byte) {
 		var c service.Context
-		c.Reset(0, 0, nil)
-		if err := h.Handle(&c, req); err != nil {
-			if !errors.Is(err, service.ErrMalformed) {
-				t.Fatalf("error %v does not wrap ErrMalformed", err)
-			}
+		if _, ok := servicetest.Reply(t, h, &c, req); !ok {
 			return
 		}
 		if r := c.Response(); len(r) != ReplyLen || Reason(r[0]) >= numReasons {

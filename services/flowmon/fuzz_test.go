@@ -1,11 +1,11 @@
 package flowmon
 
 import (
-	"errors"
 	"testing"
 
 	"github.com/e3-platform/e3/service"
 	"github.com/e3-platform/e3/services/internal/packet"
+	"github.com/e3-platform/e3/services/internal/servicetest"
 )
 
 // FuzzHandle: any input is counted (and then the total grows by one) or
@@ -22,12 +22,9 @@ func FuzzHandle(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		before := h.Total()
 		c.Reset(0, 0, nil)
-		err := h.Handle(c, b)
+		_, ok := servicetest.Reply(t, h, c, b)
 		switch {
-		case err != nil:
-			if !errors.Is(err, service.ErrMalformed) {
-				t.Fatalf("error does not wrap ErrMalformed: %v", err)
-			}
+		case !ok:
 			if h.Total() != before {
 				t.Fatal("a refused packet was counted")
 			}

@@ -2,11 +2,11 @@ package ipsec
 
 import (
 	"bytes"
-	"errors"
 	"testing"
 
 	"github.com/e3-platform/e3/service"
 	"github.com/e3-platform/e3/services/internal/packet"
+	"github.com/e3-platform/e3/services/internal/servicetest"
 )
 
 // FuzzEncap: any input either is encapsulated into a packet that decap
@@ -23,14 +23,11 @@ func FuzzEncap(f *testing.F) {
 	c := &service.Context{}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c.Reset(0, 0, nil)
-		err := enc.Handle(c, b)
-		if err != nil {
-			if !errors.Is(err, service.ErrMalformed) {
-				t.Fatalf("error does not wrap ErrMalformed: %v", err)
-			}
+		out, ok := servicetest.Reply(t, enc, c, b)
+		if !ok {
 			return
 		}
-		esp := append([]byte(nil), c.Response()...)
+		esp := append([]byte(nil), out...)
 		var ip packet.IPv4
 		if perr := packet.ParseIPv4(b, &ip); perr != nil {
 			t.Fatalf("encap accepted what ParseIPv4 rejects: %v", perr)
@@ -69,10 +66,7 @@ func FuzzDecap(f *testing.F) {
 	c := &service.Context{}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c.Reset(0, 0, nil)
-		if err := dec.Handle(c, b); err != nil {
-			if !errors.Is(err, service.ErrMalformed) {
-				t.Fatalf("error does not wrap ErrMalformed: %v", err)
-			}
+		if _, ok := servicetest.Reply(t, dec, c, b); !ok {
 			return
 		}
 		var ip packet.IPv4

@@ -2,11 +2,11 @@ package natv4
 
 import (
 	"bytes"
-	"errors"
 	"testing"
 
 	"github.com/e3-platform/e3/service"
 	"github.com/e3-platform/e3/services/internal/packet"
+	"github.com/e3-platform/e3/services/internal/servicetest"
 )
 
 // transportOK reports whether pkt's checksums all equal a recomputation.
@@ -42,14 +42,10 @@ func FuzzHandle(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		now += 1e8
 		c.Reset(now, 0, nil)
-		err := h.Handle(c, b)
-		if err != nil {
-			if !errors.Is(err, service.ErrMalformed) && !errors.Is(err, ErrDropped) {
-				t.Fatalf("error wraps neither ErrMalformed nor ErrDropped: %v", err)
-			}
+		out, ok := servicetest.Reply(t, h, c, b, ErrDropped)
+		if !ok {
 			return
 		}
-		out := c.Response()
 		if !packet.IPv4HeaderOK(out) {
 			t.Fatal("header checksum wrong after rewrite")
 		}

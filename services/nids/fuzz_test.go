@@ -2,7 +2,6 @@ package nids
 
 import (
 	"bytes"
-	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/e3-platform/e3/service"
 	"github.com/e3-platform/e3/services/internal/packet"
+	"github.com/e3-platform/e3/services/internal/servicetest"
 )
 
 var (
@@ -42,10 +42,7 @@ func FuzzHandle(f *testing.F) {
 		var c service.Context
 		var rec countEmitter
 		c.Reset(0, 0, &rec)
-		if err := fuzzHandler.Handle(&c, pkt); err != nil {
-			if !errors.Is(err, service.ErrMalformed) {
-				t.Fatalf("error does not wrap ErrMalformed: %v", err)
-			}
+		if _, ok := servicetest.Reply(t, fuzzHandler, &c, pkt); !ok {
 			return
 		}
 		r, err := DecodeReply(c.Response())

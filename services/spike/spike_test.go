@@ -329,11 +329,7 @@ func FuzzHandle(f *testing.F) {
 	h := newDetector(f, map[string]string{ConfigWindow: "4", ConfigMin: "2", ConfigEmit: EmitAll})
 	f.Fuzz(func(t *testing.T, req []byte) {
 		var c service.Context
-		c.Reset(0, 0, nil)
-		if err := h.Handle(&c, req); err != nil {
-			if !errors.Is(err, service.ErrMalformed) {
-				t.Fatalf("error %v does not wrap ErrMalformed", err)
-			}
+		if _, ok := servicetest.Reply(t, h, &c, req); !ok {
 			return
 		}
 		r := c.Response()

@@ -302,11 +302,7 @@ func FuzzHandle(f *testing.F) {
 	db := newDB(f, map[string]string{ConfigMaxRows: "5000"})
 	f.Fuzz(func(t *testing.T, req []byte) {
 		var c service.Context
-		c.Reset(0, 0, nil)
-		if err := db.Handle(&c, req); err != nil {
-			if !errors.Is(err, service.ErrMalformed) {
-				t.Fatalf("error %v does not wrap ErrMalformed", err)
-			}
+		if _, ok := servicetest.Reply(t, db, &c, req); !ok {
 			return
 		}
 		if n := len(c.Response()); n != InsertReplyLen && n != QueryReplyLen {
