@@ -1,15 +1,12 @@
 package services_test
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
-	"hash"
 	"testing"
 
 	"github.com/e3-platform/e3/collections"
 	"github.com/e3-platform/e3/service"
 	"github.com/e3-platform/e3/services"
+	"github.com/e3-platform/e3/services/internal/servicetest"
 	"github.com/e3-platform/e3/services/ipsec"
 )
 
@@ -138,60 +135,48 @@ func fingerprint(t *testing.T, d service.Descriptor) (requests, replies string) 
 			t.Fatal(err)
 		}
 	}
-	rq, rp := sha256.New(), sha256.New()
+	rq, rp := servicetest.NewDigest(), servicetest.NewDigest()
 	g := d.NewGenerator(fpSeed, fpSize)
 	var buf []byte
 	var c, dc service.Context
-	var em service.Emitter = &hashEmitter{h: rp}
+	var em service.Emitter = &digestEmitter{rp}
 	if decap != nil {
 		em = nil // ipsec emits its reply, which is checked below
 	}
 	for i := range fpRequests {
 		var key uint64
 		buf, key = g.Next(buf)
-		writeBytes(rq, buf)
-		writeUint(rq, key)
+		rq.Bytes(buf)
+		rq.Uint(key)
 
 		c.Reset(int64(i)*1_000_000, key, em)
 		if err := h.Handle(&c, buf); err != nil {
-			writeBytes(rp, []byte(err.Error()))
+			rp.Text(err.Error())
 			continue
 		}
 		resp := c.Response()
 		if decap == nil {
-			writeBytes(rp, resp)
-			writeUint(rp, uint64(c.Emitted()))
+			rp.Bytes(resp)
+			rp.Uint(uint64(c.Emitted()))
 			continue
 		}
 		// ipsec: outer IPv4 header, SPI and sequence number, length, and
 		// the inner packet back through a decap instance.
-		writeBytes(rp, resp[:28])
-		writeUint(rp, uint64(len(resp)))
+		rp.Bytes(resp[:28])
+		rp.Uint(uint64(len(resp)))
 		dc.Reset(0, key, nil)
 		if err := decap.Handle(&dc, resp); err != nil {
 			t.Fatalf("request %d: decap: %v", i, err)
 		}
-		writeBytes(rp, dc.Response())
+		rp.Bytes(dc.Response())
 	}
-	return hex.EncodeToString(rq.Sum(nil)), hex.EncodeToString(rp.Sum(nil))
+	return rq.Hex(), rp.Hex()
 }
 
-// hashEmitter hashes every emitted message into h.
-type hashEmitter struct{ h hash.Hash }
+// digestEmitter adds every emitted message to a digest.
+type digestEmitter struct{ d *servicetest.Digest }
 
-func (e *hashEmitter) Emit(key uint64, payload []byte) {
-	writeUint(e.h, key)
-	writeBytes(e.h, payload)
-}
-
-func writeUint(h hash.Hash, v uint64) {
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], v)
-	h.Write(b[:])
-}
-
-// writeBytes writes b with its length, so that boundaries count.
-func writeBytes(h hash.Hash, b []byte) {
-	writeUint(h, uint64(len(b)))
-	h.Write(b)
+func (e digestEmitter) Emit(key uint64, payload []byte) {
+	e.d.Uint(key)
+	e.d.Bytes(payload)
 }

@@ -1,14 +1,11 @@
 package bayes
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
-	"math"
 	"slices"
 	"testing"
 
 	"github.com/e3-platform/e3/service"
+	"github.com/e3-platform/e3/services/internal/servicetest"
 )
 
 // TestCorpusFingerprint pins the generated training corpus: the SHA-256 of
@@ -35,11 +32,9 @@ func TestCorpusFingerprint(t *testing.T) {
 }
 
 func modelFingerprint(m *Model) string {
-	h := sha256.New()
-	put := func(v uint64) { h.Write(binary.LittleEndian.AppendUint64(nil, v)) }
-	str := func(s string) { put(uint64(len(s))); h.Write([]byte(s)) }
+	d := servicetest.NewDigest()
 	for _, c := range m.classes {
-		str(c)
+		d.Text(c)
 	}
 	words := make([]string, 0, len(m.vocab))
 	for w := range m.vocab {
@@ -47,14 +42,14 @@ func modelFingerprint(m *Model) string {
 	}
 	slices.Sort(words)
 	for _, w := range words {
-		str(w)
-		put(uint64(m.vocab[w]))
+		d.Text(w)
+		d.Uint(uint64(m.vocab[w]))
 	}
 	for _, x := range m.logPrior {
-		put(math.Float64bits(x))
+		d.Float(x)
 	}
 	for _, x := range m.logLik {
-		put(math.Float64bits(x))
+		d.Float(x)
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	return d.Hex()
 }

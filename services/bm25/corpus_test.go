@@ -1,13 +1,10 @@
 package bm25
 
 import (
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
-	"math"
 	"testing"
 
 	"github.com/e3-platform/e3/service"
+	"github.com/e3-platform/e3/services/internal/servicetest"
 )
 
 // TestCorpusFingerprint pins the generated corpus: the SHA-256 of the index
@@ -34,25 +31,23 @@ func TestCorpusFingerprint(t *testing.T) {
 }
 
 func indexFingerprint(ix *Index) string {
-	h := sha256.New()
-	put := func(v uint64) { h.Write(binary.LittleEndian.AppendUint64(nil, v)) }
-	put(uint64(ix.ndocs))
-	put(math.Float64bits(ix.avgdl))
+	d := servicetest.NewDigest()
+	d.Uint(uint64(ix.ndocs))
+	d.Float(ix.avgdl)
 	for _, w := range ix.words {
-		put(uint64(len(w)))
-		h.Write([]byte(w))
+		d.Text(w)
 	}
 	for _, x := range ix.idf {
-		put(math.Float64bits(x))
+		d.Float(x)
 	}
 	for _, x := range ix.start {
-		put(uint64(x))
+		d.Uint(uint64(x))
 	}
 	for _, x := range ix.docs {
-		put(uint64(x))
+		d.Uint(uint64(x))
 	}
 	for _, x := range ix.weights {
-		put(math.Float64bits(x))
+		d.Float(x)
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	return d.Hex()
 }
