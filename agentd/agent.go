@@ -239,6 +239,10 @@ func Start(ctx context.Context, cfg Config) (*Agent, error) {
 		Conn: conn, Controller: a, Logger: a.log, Recover: true,
 		Durable: durable.Options{NoSync: cfg.State == StateDisk, RequireBackup: cfg.RequireBackup},
 	}
+	if resp.HeartbeatMs > 0 {
+		// The controller says how often it expects to hear from agents.
+		rcfg.Heartbeat = time.Duration(resp.HeartbeatMs) * time.Millisecond
+	}
 	if cfg.State != StateMemory {
 		rcfg.DataDir = cfg.DataDir
 	}

@@ -680,7 +680,11 @@ func (c *Cluster) Print(w io.Writer) {
 	case c.cfg.Procs:
 		mode = "as processes on loopback addresses"
 	}
-	fmt.Fprintf(w, "e3 up: cluster %s, %d controller replicas and %d agents %s\n\n", c.cfg.Cluster, len(c.Controllers()), len(c.Agents()), mode)
+	replicas := "replicas"
+	if len(c.Controllers()) == 1 {
+		replicas = "replica"
+	}
+	fmt.Fprintf(w, "e3 up: cluster %s, %d controller %s and %d agents %s\n\n", c.cfg.Cluster, len(c.Controllers()), replicas, len(c.Agents()), mode)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "MEMBER\tKIND\tADDRESS\tMETRICS\tPID\tNETNS")
 	for _, m := range c.Controllers() {
