@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -288,11 +287,7 @@ func TestConcurrentBucket(t *testing.T) {
 
 func TestMalformedEvent(t *testing.T) {
 	h := newGateway(t, nil)
-	for _, req := range [][]byte{nil, {1, 0, 0}, make([]byte, 48)} {
-		if _, err := call(t, h, req); !errors.Is(err, service.ErrMalformed) {
-			t.Errorf("%x: err %v, want ErrMalformed", req, err)
-		}
-	}
+	servicetest.CheckMalformed(t, h, map[string][]byte{"empty": nil, "short": {1, 0, 0}, "version 0": make([]byte, 48)})
 }
 
 func TestConfig(t *testing.T) {

@@ -2,7 +2,6 @@ package bm25
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -320,16 +319,7 @@ func TestMalformed(t *testing.T) {
 		"text overruns": good[:service.EventHeaderLen+2],
 		"65 terms":      long,
 	}
-	for name, req := range bad {
-		var c service.Context
-		err := h.Handle(&c, req)
-		if !errors.Is(err, service.ErrMalformed) {
-			t.Errorf("%s: err = %v, want ErrMalformed", name, err)
-		}
-		if c.Emitted() != 0 {
-			t.Errorf("%s: a malformed request was passed on", name)
-		}
-	}
+	servicetest.CheckMalformed(t, h, bad)
 	// The query after a rejected one is unaffected (scratch was reset).
 	_, a := query(t, h, "ba")
 	_, b := query(t, NewHandler(h.(*Handler).Index(), DefaultTopK, 64), "ba")

@@ -2,7 +2,6 @@ package ema
 
 import (
 	"encoding/binary"
-	"errors"
 	"math"
 	"sync"
 	"testing"
@@ -110,16 +109,12 @@ func TestTimeAwareByHand(t *testing.T) {
 
 func TestMalformed(t *testing.T) {
 	h := newEMA(t, nil)
-	for name, req := range map[string][]byte{
+	servicetest.CheckMalformed(t, h, map[string][]byte{
 		"short": event(t, service.OpObserve, 1, 1, 0)[:47],
 		"nan":   event(t, service.OpObserve, 1, math.NaN(), 0),
 		"inf":   event(t, service.OpObserve, 1, math.Inf(-1), 0),
 		"set":   event(t, service.OpSet, 1, 1, 0),
-	} {
-		if _, _, _, err := call(t, h, req); !errors.Is(err, service.ErrMalformed) {
-			t.Errorf("%s: err %v, want ErrMalformed", name, err)
-		}
-	}
+	})
 	if h.Streams() != 0 {
 		t.Error("malformed requests created state")
 	}

@@ -2,7 +2,6 @@ package knn
 
 import (
 	"encoding/binary"
-	"errors"
 	"math"
 	"math/rand/v2"
 	"sort"
@@ -263,7 +262,9 @@ func TestMalformed(t *testing.T) {
 		b, _ := service.AppendEvent(nil, &service.Event{Features: featureBytes(f)}, 0)
 		return b
 	}
-	for name, req := range map[string][]byte{
+	huge := append([]byte{1, 0, 0, 0, 0, 0, 0, 0}, make([]byte, 40)...)
+	binary.LittleEndian.PutUint16(huge[40:], 0xffff)
+	servicetest.CheckMalformed(t, h, map[string][]byte{
 		"empty":         nil,
 		"short":         good[:10],
 		"version":       append([]byte{2}, good[1:]...),
@@ -273,22 +274,8 @@ func TestMalformed(t *testing.T) {
 		"NaN":           ev(nan),
 		"-Inf":          ev(inf),
 		"features cut":  ev(q)[:service.EventHeaderLen+60],
-		"huge declared": append([]byte{1, 0, 0, 0, 0, 0, 0, 0}, make([]byte, 40)...),
-	} {
-		if name == "huge declared" {
-			binary.LittleEndian.PutUint16(req[40:], 0xffff)
-		}
-		var c service.Context
-		err := h.Handle(&c, req)
-		if !errors.Is(err, service.ErrMalformed) {
-			t.Errorf("%s: err = %v, want ErrMalformed", name, err)
-		} else {
-			t.Logf("%s: %v", name, err)
-		}
-		if c.Emitted() != 0 {
-			t.Errorf("%s: a malformed request was passed on", name)
-		}
-	}
+		"huge declared": huge,
+	})
 	// Huge finite values overflow the distance to +Inf, which still ranks.
 	big := append([]float32(nil), q...)
 	big[0] = math.MaxFloat32

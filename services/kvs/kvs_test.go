@@ -3,7 +3,6 @@ package kvs
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -220,18 +219,14 @@ func TestTableMatchesMap(t *testing.T) {
 
 func TestMalformed(t *testing.T) {
 	s := newTestStore(t, map[string]string{ConfigMaxValue: "8"}, KeyHash)
-	for name, req := range map[string][]byte{
+	servicetest.CheckMalformed(t, s, map[string][]byte{
 		"short":      event(t, service.OpGet, "k", "", 0, 0)[:40],
 		"empty key":  event(t, service.OpGet, "", "", 0, 0),
 		"long key":   event(t, service.OpGet, strings.Repeat("k", MaxKeyLen+1), "", 0, 0),
 		"big value":  event(t, service.OpSet, "k", "123456789", 0, 0),
 		"wide flags": event(t, service.OpSet, "k", "v", 1<<32, 0),
 		"op query":   event(t, service.OpQuery, "k", "", 0, 0),
-	} {
-		if r, err := call(t, s, 0, req); !errors.Is(err, service.ErrMalformed) || r.emits != 0 {
-			t.Errorf("%s: err %v emits %d, want ErrMalformed and no emit", name, err, r.emits)
-		}
-	}
+	})
 	if s.Len() != 0 {
 		t.Error("malformed requests stored something")
 	}

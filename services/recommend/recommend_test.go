@@ -2,7 +2,6 @@ package recommend
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -378,7 +377,7 @@ func TestMalformed(t *testing.T) {
 		b, _ := service.AppendEvent(nil, &e, 0)
 		return b
 	}
-	for name, req := range map[string][]byte{
+	servicetest.CheckMalformed(t, h, map[string][]byte{
 		"empty":       nil,
 		"short":       good[:47],
 		"version":     append([]byte{0}, good[1:]...),
@@ -387,18 +386,7 @@ func TestMalformed(t *testing.T) {
 		"NaN rating":  ev(service.Event{Key: 1, Item: 2, Value: math.NaN()}),
 		"+Inf rating": ev(service.Event{Key: 1, Item: 2, Value: math.Inf(1)}),
 		"huge rating": ev(service.Event{Key: 1, Item: 2, Value: 2e9}),
-	} {
-		var c service.Context
-		err := h.Handle(&c, req)
-		if !errors.Is(err, service.ErrMalformed) {
-			t.Errorf("%s: err = %v, want ErrMalformed", name, err)
-		} else {
-			t.Logf("%s: %v", name, err)
-		}
-		if c.Emitted() != 0 {
-			t.Errorf("%s: a malformed request was passed on", name)
-		}
-	}
+	})
 	if h.st.itemIDs.Len() != 0 || h.st.users.Len() != 0 {
 		t.Error("a rejected request changed the state")
 	}

@@ -2,7 +2,6 @@ package spike
 
 import (
 	"encoding/binary"
-	"errors"
 	"math"
 	"strconv"
 	"sync"
@@ -206,17 +205,13 @@ func TestRunningStatsMatchFromScratch(t *testing.T) {
 
 func TestMalformed(t *testing.T) {
 	h := newDetector(t, nil)
-	for name, req := range map[string][]byte{
+	servicetest.CheckMalformed(t, h, map[string][]byte{
 		"short": event(t, service.OpObserve, 1, 1)[:10],
 		"nan":   event(t, service.OpObserve, 1, math.NaN()),
 		"inf":   event(t, service.OpObserve, 1, math.Inf(1)),
 		"huge":  event(t, service.OpObserve, 1, -2e100),
 		"query": event(t, service.OpQuery, 1, 1),
-	} {
-		if _, err := call(t, h, req); !errors.Is(err, service.ErrMalformed) {
-			t.Errorf("%s: err %v, want ErrMalformed", name, err)
-		}
-	}
+	})
 	if h.Streams() != 0 {
 		t.Error("malformed requests created state")
 	}

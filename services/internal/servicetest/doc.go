@@ -12,8 +12,8 @@
 //     and then checked to answer like the original;
 //   - [CheckConcurrent]: a read-only handler answers alike from several
 //     goroutines;
-//   - [Reply]: the error contract every handler keeps on any input, the
-//     core of the fuzz tests;
+//   - [Reply] and [CheckMalformed]: the error contract every handler keeps
+//     on any input, the core of the fuzz and malformed-request tests;
 //   - [Requests], [HandleAllocs], [StartCPU] and [RaceEnabled]: benchmark
 //     and allocation-test plumbing;
 //   - [Digest]: SHA-256 fingerprints of generated data, for tests that pin

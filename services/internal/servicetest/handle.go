@@ -55,3 +55,23 @@ func HandleAllocs(t testing.TB, h service.Handler, c *service.Context, runs int,
 		i++
 	})
 }
+
+// CheckMalformed has h handle every request of cases, each of which is
+// malformed: each must be refused with an error wrapping
+// service.ErrMalformed and must not be passed on. The errors are logged,
+// so that a reader of -v output sees that they name what is wrong.
+func CheckMalformed(t testing.TB, h service.Handler, cases map[string][]byte) {
+	t.Helper()
+	for name, req := range cases {
+		var c service.Context
+		err := h.Handle(&c, req)
+		if !errors.Is(err, service.ErrMalformed) {
+			t.Errorf("%s: err = %v, want ErrMalformed", name, err)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
+		if c.Emitted() != 0 {
+			t.Errorf("%s: a malformed request was passed on", name)
+		}
+	}
+}

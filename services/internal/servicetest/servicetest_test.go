@@ -27,6 +27,8 @@ type fakeTB struct {
 
 func (f *fakeTB) Helper() {}
 
+func (f *fakeTB) Logf(string, ...any) {}
+
 func (f *fakeTB) Errorf(format string, args ...any) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -264,6 +266,29 @@ func TestReply(t *testing.T) {
 	}
 	expectFailure(t, "an error wrapping nothing known", run(func(t testing.TB) { Reply(t, h, &c, []byte("boom")) }), "boom")
 	expectFailure(t, "a drop not allowed", run(func(t testing.TB) { Reply(t, h, &c, []byte("drop")) }), "dropped")
+}
+
+func TestCheckMalformed(t *testing.T) {
+	h := service.HandlerFunc(func(c *service.Context, req []byte) error {
+		switch string(req) {
+		case "bad":
+			return fmt.Errorf("x: %w: bad", service.ErrMalformed)
+		case "bad but emitted":
+			c.Emit(0, req)
+			return fmt.Errorf("x: %w: bad", service.ErrMalformed)
+		case "other":
+			return errors.New("other")
+		}
+		return nil
+	})
+	if f := run(func(t testing.TB) { CheckMalformed(t, h, map[string][]byte{"a": []byte("bad")}) }); len(f) != 0 {
+		t.Errorf("a refused request failed: %v", f)
+	}
+	expectFailure(t, "an accepted request", run(func(t testing.TB) { CheckMalformed(t, h, map[string][]byte{"ok": []byte("fine")}) }), "ok")
+	expectFailure(t, "another error", run(func(t testing.TB) { CheckMalformed(t, h, map[string][]byte{"o": []byte("other")}) }), "other")
+	expectFailure(t, "a refused request passed on", run(func(t testing.TB) {
+		CheckMalformed(t, h, map[string][]byte{"e": []byte("bad but emitted")})
+	}), "passed on")
 }
 
 func TestHandleAllocs(t *testing.T) {
