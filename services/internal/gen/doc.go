@@ -10,8 +10,9 @@
 //   - [Vocabulary] makes pronounceable pseudo-words, shortest first, for
 //     the text corpora of bm25 and bayes, and [LogNormalLen] draws their
 //     document lengths;
-//   - [NewRand] is the seeded PCG generator they all draw from, one
-//     stream per use of a seed.
+//   - [NewRand] seeds a PCG generator with one stream per use of a seed,
+//     so that the vocabulary, the corpus and the requests of a service are
+//     drawn independently of one another.
 //
 // Everything here is a pure function of its inputs and the caller's
 // *rand.Rand, so a generator that uses it stays reproducible from its
