@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -401,6 +402,14 @@ func (c *Cluster) Stop() error {
 			}
 		}
 		c.stopErr = errors.Join(errs...)
+		// Hand the next cluster of this process the heap a fresh process
+		// would have. Measured: after a long run (RTA-SHM at a million
+		// requests a second for 22 s), a second cluster started in the
+		// same process fell behind its pacing within 65 ms of emulated
+		// time and never caught up; with the heap collected and returned
+		// first it ran as the first one did.
+		goruntime.GC()
+		debug.FreeOSMemory()
 	})
 	return c.stopErr
 }
