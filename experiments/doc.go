@@ -32,9 +32,18 @@
 // # Determinism and speed
 //
 // The same [Options].Seed gives the same files, byte for byte, except for
-// the experiments marked Measured (X10 and X11 time code on the machine)
-// and the ILP column of X8, which depends on how far cbc gets in its time
-// limit. The simulations of one experiment run in parallel, one per core
+// the experiments marked Measured: X10 and X11 time code on the machine,
+// and V1 runs the emulated cluster in real time. X8's ILP stops cbc by a
+// node limit, not a time limit, so that its answer does not depend on the
+// machine either.
+//
+// # Validation
+//
+// V1 ([Validations], run by `e3 sim all` after X1..X12) compares the
+// simulator with the emulated cluster of `e3 run` (package cluster) on the
+// same placement, knee rule and power model, and
+// TestValidationAgreesWithSimulator checks that they agree within
+// [V1Tolerance]. The simulations of one experiment run in parallel, one per core
 // ([Options].Workers); each writes its own slot of the result, so the
 // schedule does not change the output. [Options].Quick runs a reduced
 // version of every experiment for tests.
