@@ -37,8 +37,11 @@ var _ = registerValidation(&Experiment{
 		"envelope at its mean busy host and SmartNIC cores over the measurement (cluster.PowerBetween, sim.Result.PowerW), traffic-manager " +
 		"work included; RPJ is throughput over that power. For reference, the last rows give what `e3 sim` itself reports for this " +
 		"placement: sim.Knee, open-loop Poisson probes with lognormal service times (CV 0.5), the definition X4 and X9 use. The emulation " +
-		"runs in real time on a shared machine: the figures differ a little from run to run, and the table gives the dilation, the share of " +
-		"messages paced late and the client's efficiency (throughput x mean latency / outstanding, 1 when the client adds no delay).",
+		"runs in real time: each measurement lasts `e3 run`'s 400 ms, or longer where that would be under 2,000 requests at the plan's " +
+		"capacity estimate (a large dilation shortens the emulated window), and a run during which the machine fell behind the dilated clock " +
+		"(client efficiency, throughput x mean latency / outstanding, below 0.9 at some measurement) is repeated, up to three runs, judged on " +
+		"the emulated run alone. Its figures differ a little from run to run; the second table gives the dilation, step, share of messages " +
+		"paced late, client efficiency and attempts. docs/experiments.md explains the differences between the engines that remain.",
 	Measured: true,
 	Run:      runV1,
 })
@@ -66,15 +69,30 @@ func v1KneeConfig() loadgen.KneeConfig {
 	return loadgen.KneeConfig{Start: v1KneeStart, Integer: true, MaxSteps: v1KneeMaxSteps}
 }
 
-// v1Step is the wall-clock length of one emulated knee measurement:
-// `e3 run`'s default (--duration), in a quick run too. The emulated
-// cluster is the same size whatever the scale, and a shorter step is a
-// shorter emulated window (0.6 ms for NFV-FIN at 200 ms and D = 336) in
-// which the closed loop's start-up burst and final drain weigh more: in
-// trials at 200 ms NFV-FIN's emulated knee came out at 64 outstanding
-// requests instead of 73 to 76, a tenth less throughput. A quick run
-// saves its time in the simulations instead (Options.requests).
-func (o *Options) v1Step() time.Duration { return 400 * time.Millisecond }
+// v1Step returns the wall-clock length of one emulated knee measurement
+// at dilation d: `e3 run`'s default (--duration 400 ms), or longer if that
+// would be less than v1StepRequests requests at the capacity placement
+// estimates. `e3 run` fixes a step in real time, so its emulated window is
+// the step over D, and D grows with how slow this machine is at the moment
+// it is chosen (cluster.MeasureCosts): on a busy machine IOT-TS got D = 33
+// instead of 8, a window of 12 ms emulated, a few hundred requests per
+// measurement, over which the key hashes spread the load over the shards
+// unevenly enough to move the knee from 64 to 31-51 outstanding requests
+// between runs. Sizing the step in requests keeps the comparison to the
+// engines and not to the sample. The same holds whatever Options.Quick
+// says: a quick run saves its time in the simulations (Options.requests).
+func v1Step(plan *cluster.Plan, d float64) time.Duration {
+	step := v1MinStep
+	if plan.CapacityRPS > 0 {
+		step = max(step, time.Duration(v1StepRequests/plan.CapacityRPS*d*1e9))
+	}
+	return step
+}
+
+const (
+	v1MinStep      = 400 * time.Millisecond
+	v1StepRequests = 2000
+)
 
 // v1Point is one engine's operating point at its knee.
 type v1Point struct {
@@ -101,11 +119,15 @@ type V1App struct {
 	EmuCurve  []loadgen.Point
 	EmuReason string
 	Dilation  float64
-	Late      float64 // share of messages paced more than 5 µs late at the knee
+	Step      time.Duration // wall-clock length of a knee measurement
+	Late      float64       // share of messages paced more than 5 µs late at the knee
 	ErrorRate float64
 	// ClientEff is the lowest client efficiency over the emulated curve:
-	// throughput x mean latency / outstanding.
+	// throughput x mean latency / outstanding. Attempts is how many
+	// emulated runs it took to get one whose efficiency is at least
+	// v1MinClientEff (the best is kept if none is).
 	ClientEff float64
+	Attempts  int
 
 	// Sim is the aligned simulation's knee; SimCurve its knee search.
 	Sim       v1Point
@@ -238,34 +260,48 @@ func v1Simulate(o *Options, plan *cluster.Plan, r *V1App) error {
 // same function, algorithm and seed; the placement it reports must be
 // plan's.
 func v1Emulate(o *Options, plan *cluster.Plan, r *V1App) error {
-	o.step("V1 %s: emulating %s", r.Name, plan.Cluster)
-	rep, err := cluster.Run(context.Background(), cluster.RunConfig{
-		App: plan.App, Cluster: plan.Cluster, Algo: plan.Algo, Seed: o.Seed,
-		Step: o.v1Step(), MaxSteps: v1KneeMaxSteps,
-		Progress: func(what string, _, _ int) { o.step("V1 %s: %s", r.Name, what) },
-	})
-	if err != nil {
-		return fmt.Errorf("V1 %s: e3 run: %w", r.Name, err)
-	}
 	topo := plan.Problem.Topology()
-	if err := samePlacement(topo, plan, rep); err != nil {
-		return fmt.Errorf("V1 %s: %w", r.Name, err)
+	var best *cluster.Report
+	bestEff := math.Inf(-1)
+	for attempt := 1; attempt <= v1Attempts; attempt++ {
+		o.step("V1 %s: emulating %s (attempt %d)", r.Name, plan.Cluster, attempt)
+		// The dilation as cluster.Run would choose it, chosen here so that
+		// the step can be sized for it.
+		costs, err := cluster.MeasureCosts(plan.App, 50*time.Millisecond)
+		if err != nil {
+			return fmt.Errorf("V1 %s: %w", r.Name, err)
+		}
+		d := cluster.ChooseDilation(plan, costs)
+		step := v1Step(plan, d)
+		rep, err := cluster.Run(context.Background(), cluster.RunConfig{
+			App: plan.App, Cluster: plan.Cluster, Algo: plan.Algo, Seed: o.Seed,
+			Dilation: d, Step: step, MaxSteps: v1KneeMaxSteps,
+			Progress: func(what string, _, _ int) { o.step("V1 %s: %s", r.Name, what) },
+		})
+		if err != nil {
+			return fmt.Errorf("V1 %s: e3 run: %w", r.Name, err)
+		}
+		if err := samePlacement(topo, plan, rep); err != nil {
+			return fmt.Errorf("V1 %s: %w", r.Name, err)
+		}
+		eff := clientEfficiency(rep.Curve)
+		if best == nil || eff > bestEff {
+			best, bestEff, r.Step = rep, eff, step
+		}
+		r.Attempts = attempt
+		// Judged on the emulated run alone, never on the comparison.
+		if eff >= v1MinClientEff {
+			break
+		}
 	}
+	rep := best
+	r.ClientEff = bestEff
 	r.Emu = v1Point{Load: float64(rep.Outstanding), point: point{
 		Throughput: rep.ThroughputRPS, PowerW: rep.PowerW, RPJ: rep.RPJ,
 		Mean: time.Duration(rep.LatencyAvgUs * 1e3), P99: time.Duration(rep.LatencyP99Us * 1e3),
 	}}
 	r.EmuCurve, r.EmuReason = rep.Curve, rep.Reason
 	r.Dilation, r.Late, r.ErrorRate = rep.Dilation, rep.LateFraction, rep.ErrorRate
-	r.ClientEff = math.Inf(1)
-	for _, pt := range rep.Curve {
-		if pt.Load > 0 && pt.Avg > 0 {
-			r.ClientEff = min(r.ClientEff, pt.Throughput*pt.Avg.Seconds()/pt.Load)
-		}
-	}
-	if math.IsInf(r.ClientEff, 1) {
-		r.ClientEff = math.NaN()
-	}
 	for _, np := range rep.Placement {
 		for i := range r.Nodes {
 			if r.Nodes[i].Name != np.Node {
@@ -281,6 +317,36 @@ func v1Emulate(o *Options, plan *cluster.Plan, r *V1App) error {
 		}
 	}
 	return nil
+}
+
+// A closed-loop client with no think time keeps its requests in flight all
+// the time, so its throughput is outstanding / mean latency (Little's law)
+// and their ratio, the client efficiency, is 1. The emulated client sends
+// its next request when the reply reaches it in real time; when this
+// machine falls behind the dilated clock (other work on it), replies reach
+// it late, the efficiency drops, and so does the throughput measured,
+// for reasons that have nothing to do with the emulated cluster. An
+// emulated run whose efficiency falls below v1MinClientEff at any
+// measurement is repeated, up to v1Attempts runs in all, and the best one
+// kept; the table reports the attempts and the efficiency.
+const (
+	v1MinClientEff = 0.9
+	v1Attempts     = 3
+)
+
+// clientEfficiency returns the lowest throughput x mean latency /
+// outstanding over a closed-loop curve (NaN for an empty curve).
+func clientEfficiency(curve []loadgen.Point) float64 {
+	eff := math.Inf(1)
+	for _, pt := range curve {
+		if pt.Load > 0 && pt.Avg > 0 {
+			eff = min(eff, pt.Throughput*pt.Avg.Seconds()/pt.Load)
+		}
+	}
+	if math.IsInf(eff, 1) {
+		return math.NaN()
+	}
+	return eff
 }
 
 // samePlacement checks that the emulated run placed every DAG node's
@@ -329,10 +395,10 @@ func (r *V1Result) Tables() []Table {
 		t.add(a.Name, "simulated, e3 sim's knee", fmt.Sprintf("%s RPS offered", si(a.Open.Load)), a.Open.Throughput/1e3, a.Open.PowerW, a.Open.RPJ, us(a.Open.Mean), us(a.Open.P99), othr, orpj, yesNo(within(othr) && within(orpj)))
 	}
 	e := Table{Name: "emulation", Title: "How the emulated runs went",
-		Columns: []string{"app", "SmartNIC instances", "host instances", "dilation D", "knee search", "late messages at the knee", "errors at the knee", "lowest client efficiency"}}
+		Columns: []string{"app", "SmartNIC instances", "host instances", "dilation D", "step s (real)", "knee search", "late messages at the knee", "errors at the knee", "lowest client efficiency", "attempts"}}
 	for i := range r.Apps {
 		a := &r.Apps[i]
-		e.add(a.Name, a.OnNIC, a.OnHost, a.Dilation, a.EmuReason, a.Late, a.ErrorRate, a.ClientEff)
+		e.add(a.Name, a.OnNIC, a.OnHost, a.Dilation, a.Step.Seconds(), a.EmuReason, a.Late, a.ErrorRate, a.ClientEff, a.Attempts)
 	}
 	nt := Table{Name: "nodes", Title: "Core time per completed request at the knee, by compute node (µs; traffic-manager work included)",
 		Columns: []string{"app", "node", "kind", "emulated µs", "simulated µs", "emulated / simulated"}}
@@ -379,9 +445,11 @@ func (r *V1Result) JSON() any {
 		thr, rpj, othr, orpj := a.Ratios()
 		emu := v1PointJSON(a.Emu, "outstanding").
 			set("dilation", jnum(a.Dilation)).
+			set("step_s", jnum(a.Step.Seconds())).
 			set("late_fraction", jnum(a.Late)).
 			set("error_rate", jnum(a.ErrorRate)).
 			set("client_efficiency_min", jnum(a.ClientEff)).
+			set("attempts", a.Attempts).
 			set("knee_reason", a.EmuReason)
 		nodes := newObj()
 		for _, n := range a.Nodes {
@@ -465,9 +533,9 @@ func (r *V1Result) Notes() []string {
 			notes = append(notes, fmt.Sprintf("%s: core time per request differs most on %s (%s): %.2f µs emulated against %.2f µs simulated (%s).",
 				a.Name, worst.Name, worst.Kind, worst.EmuUs, worst.SimUs, pct(worst.EmuUs/worst.SimUs-1)))
 		}
-		if a.ClientEff < 0.9 {
-			notes = append(notes, fmt.Sprintf("%s: at one emulated measurement the client delivered only %.0f %% of what its latency allows "+
-				"(throughput x latency / outstanding): the machine fell behind the dilated clock there, which lowers the emulated throughput.", a.Name, 100*a.ClientEff))
+		if a.ClientEff < v1MinClientEff {
+			notes = append(notes, fmt.Sprintf("%s: in the best of %d emulated runs the client still delivered only %.0f %% of what its latency allows "+
+				"at one measurement (throughput x latency / outstanding): the machine fell behind the dilated clock there, which lowers the emulated throughput.", a.Name, a.Attempts, 100*a.ClientEff))
 		}
 	}
 	return notes

@@ -9,13 +9,13 @@ import (
 )
 
 // TestValidationAgreesWithSimulator runs V1 at the quick scale: IOT-TS
-// and NFV-FIN on the emulated 3xType1-SmartNIC (`e3 run`'s cluster.Run,
-// shorter measurements) and in the simulator with the same placement and
-// the same knee search. Peak throughput and requests per joule must
-// agree within V1Tolerance. The emulation runs in real time: on a machine
-// so busy that the client fell behind the dilated clock (client
-// efficiency below 0.9 in some measurement), the comparison is run once
-// more before it counts.
+// and NFV-FIN on the emulated 3xType1-SmartNIC (`e3 run`'s cluster.Run)
+// and in the simulator with the same placement and the same knee search
+// (fewer requests per simulated measurement than the full run). Peak
+// throughput and requests per joule must agree within V1Tolerance. V1
+// itself repeats an emulated run during which this machine fell behind the
+// dilated clock (see v1MinClientEff); a failure on a machine too busy to
+// emulate says so.
 func TestValidationAgreesWithSimulator(t *testing.T) {
 	if testing.Short() {
 		t.Skip("emulates a cluster for about 20 s")
@@ -29,29 +29,21 @@ func TestValidationAgreesWithSimulator(t *testing.T) {
 	}
 	const seed = 1
 	t.Logf("seed %d", seed)
-	var r *V1Result
-	for attempt := 1; ; attempt++ {
-		start := time.Now()
-		res, err := e.Run(Options{Seed: seed, Quick: true})
-		if err != nil {
-			t.Fatal(err)
+	start := time.Now()
+	res, err := e.Run(Options{Seed: seed, Quick: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := res.(*V1Result)
+	t.Logf("V1 took %.1f s", time.Since(start).Seconds())
+	for i := range r.Apps {
+		a := &r.Apps[i]
+		thr, rpj, othr, orpj := a.Ratios()
+		t.Logf("%s: emulated %.0f/s %.1f RPJ at %d outstanding (D=%g, step %v, client efficiency >= %.2f, %d attempts); simulated %.0f/s %.1f RPJ at %d; ratios %.3f %.3f (e3 sim's knee %.3f %.3f)",
+			a.Name, a.Emu.Throughput, a.Emu.RPJ, int(a.Emu.Load), a.Dilation, a.Step, a.ClientEff, a.Attempts, a.Sim.Throughput, a.Sim.RPJ, int(a.Sim.Load), thr, rpj, othr, orpj)
+		if !a.Agree() && a.ClientEff < v1MinClientEff {
+			t.Errorf("%s: this machine fell behind the emulation in all %d attempts (client efficiency %.2f): the comparison below is not a fair one; run it on an idle machine", a.Name, a.Attempts, a.ClientEff)
 		}
-		r = res.(*V1Result)
-		t.Logf("attempt %d took %.1f s", attempt, time.Since(start).Seconds())
-		retry := false
-		for i := range r.Apps {
-			a := &r.Apps[i]
-			thr, rpj, othr, orpj := a.Ratios()
-			t.Logf("%s: emulated %.0f/s %.1f RPJ at %d outstanding (D=%g, client efficiency >= %.2f); simulated %.0f/s %.1f RPJ at %d; ratios %.3f %.3f (e3 sim's knee %.3f %.3f)",
-				a.Name, a.Emu.Throughput, a.Emu.RPJ, int(a.Emu.Load), a.Dilation, a.ClientEff, a.Sim.Throughput, a.Sim.RPJ, int(a.Sim.Load), thr, rpj, othr, orpj)
-			if !a.Agree() && a.ClientEff < 0.9 {
-				retry = true
-			}
-		}
-		if !retry || attempt == 2 {
-			break
-		}
-		t.Logf("the machine fell behind the emulation; running again")
 	}
 	if len(r.Apps) != 2 {
 		t.Fatalf("%d applications, want IOT-TS and NFV-FIN", len(r.Apps))
