@@ -11,7 +11,9 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/e3-platform/e3/app"
 	"github.com/e3-platform/e3/cluster"
+	"github.com/e3-platform/e3/services"
 )
 
 func init() { subcommands = append(subcommands, newRunCmd) }
@@ -43,9 +45,10 @@ func newRunCmd() *cobra.Command {
 		state, orch                 string
 		x6                          bool
 		x6Real                      time.Duration
+		x6Out                       string
 	)
 	cmd := &cobra.Command{
-		Use:   "run APP|FILE",
+		Use:   "run APP|FILE|all",
 		Short: "Run an application on an emulated cluster and report requests per joule against latency",
 		Long: `Runs a built-in application (see 'e3 apps') or a spec file on an emulated
 cluster of Table 4: one node agent per compute node on its own loopback
@@ -63,13 +66,35 @@ switch latencies are those of the simulator. Time is dilated by a factor D
 --dilation), and every figure is in emulated time. Power is modelled from
 busy cores with the Table 4 envelopes.
 
---duration is the wall-clock length of each knee-search measurement.`,
+--duration is the wall-clock length of each knee-search measurement.
+
+With --x6 it runs experiment X6 instead (SmartNICs packed by memory, the
+data-plane orchestrator off then on, its migrations carried out with
+state); APP may then be 'all', and --out DIR keeps each report for
+'e3 sim all --out DIR'.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := resolveApp(args[0])
-			if err != nil {
-				return err
+			if x6Out != "" && !x6 {
+				return fmt.Errorf("--out applies to --x6")
 			}
+			var apps []*app.App
+			if args[0] == "all" {
+				if !x6 {
+					return fmt.Errorf("`e3 run all` runs X6 for every built-in application (--x6); a knee search takes one application")
+				}
+				all, err := app.Builtins(services.Registry())
+				if err != nil {
+					return err
+				}
+				apps = all
+			} else {
+				a, err := resolveApp(args[0])
+				if err != nil {
+					return err
+				}
+				apps = []*app.App{a}
+			}
+			a := apps[0]
 			if step <= 0 {
 				return fmt.Errorf("--duration %v: want a positive duration", step)
 			}
@@ -87,7 +112,12 @@ busy cores with the Table 4 envelopes.
 				return fmt.Errorf("--orchestrator %q: want on or off", orch)
 			}
 			if x6 {
-				return runX6(cmd, a, clusterName, seed, dilation, mode, x6Real, asJSON)
+				for _, a := range apps {
+					if err := runX6(cmd, a, clusterName, seed, dilation, mode, x6Real, asJSON, x6Out); err != nil {
+						return err
+					}
+				}
+				return nil
 			}
 			clusters := []string{clusterName}
 			if baseline != "" && baseline != "none" {
@@ -142,6 +172,7 @@ busy cores with the Table 4 envelopes.
 	cmd.Flags().StringVar(&state, "state", "disk", "where stateful instances keep their state: disk (durable stores, replicated, fsync off), fsync (the same with fsync), memory")
 	cmd.Flags().StringVar(&orch, "orchestrator", "off", "run the data-plane orchestrator during the run (on|off); its decisions are printed")
 	cmd.Flags().BoolVar(&x6, "x6", false, "experiment X6 instead of a knee search: SmartNICs packed by memory, the simulator's knee load of HCM's placement, orchestrator off then on")
+	cmd.Flags().StringVar(&x6Out, "out", "", "with --x6: also write each application's report to DIR/X6-emulated-APP.json (`e3 sim all --out DIR` puts them in RESULTS.md)")
 	cmd.Flags().DurationVar(&x6Real, "x6-max-real", 3*time.Minute, "with --x6: longest wall-clock time of one run (emulated warm-up and window shrink to fit)")
 	cmd.SetContext(context.Background())
 	return cmd

@@ -1,8 +1,11 @@
 package cli
 
 import (
+	"bytes"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -11,14 +14,31 @@ import (
 
 	"github.com/e3-platform/e3/app"
 	"github.com/e3-platform/e3/cluster"
+	"github.com/e3-platform/e3/experiments"
 )
 
 // runX6 is `e3 run APP --x6`: experiment X6 on the emulated cluster.
-func runX6(cmd *cobra.Command, a *app.App, clusterName string, seed uint64, dilation float64, mode cluster.StateMode, maxReal time.Duration, asJSON bool) error {
+// With out set, the report is also written, as JSON, to
+// out/X6-emulated-APP.json.
+func runX6(cmd *cobra.Command, a *app.App, clusterName string, seed uint64, dilation float64, mode cluster.StateMode, maxReal time.Duration, asJSON bool, out string) error {
 	rep, err := cluster.RunX6(cmd.Context(), cluster.X6Config{App: a, Cluster: clusterName, Seed: seed, Dilation: dilation,
 		State: mode, MaxReal: maxReal, Progress: func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), s) }})
 	if err != nil {
 		return err
+	}
+	if out != "" {
+		var buf bytes.Buffer
+		if err := writeJSON(&buf, rep); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(out, 0o755); err != nil {
+			return err
+		}
+		name := filepath.Join(out, experiments.EmulatedX6File(rep.App))
+		if err := os.WriteFile(name, buf.Bytes(), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "wrote %s\n", name)
 	}
 	if asJSON {
 		return writeJSON(cmd.OutOrStdout(), rep)

@@ -178,12 +178,16 @@ func runAll(cmd *cobra.Command, opts experiments.Options, out, report string) er
 	if opts.Quick {
 		command += " --quick"
 	}
+	emulated, err := experiments.LoadEmulatedX6(out)
+	if err != nil {
+		return err
+	}
 	f, err := os.Create(report)
 	if err != nil {
 		return err
 	}
 	werr := experiments.WriteReport(f, runs, experiments.ReportOptions{
-		Command: command, Seed: opts.Seed, FilesDir: filepath.ToSlash(rel), Machine: machine(),
+		Command: command, Seed: opts.Seed, FilesDir: filepath.ToSlash(rel), Machine: machine(), EmulatedX6: emulated,
 	})
 	if err := f.Close(); werr == nil {
 		werr = err
