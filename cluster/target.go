@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/e3-platform/e3/internal/mix"
 	"github.com/e3-platform/e3/loadgen"
 	"github.com/e3-platform/e3/runtime"
 	"github.com/e3-platform/e3/transport"
@@ -104,7 +105,7 @@ func (t *Target) Send(r loadgen.Request) error {
 	now := t.c.Now()
 	t.pending[id] = pendingReq{r: r, sent: now}
 	t.mu.Unlock()
-	shard := int(mixID(id) % uint64(nd.Shards))
+	shard := int(mix.Murmur3(id) % uint64(nd.Shards))
 	inst := nd.Primary(shard)
 	if err := t.cl.Send(t.dep.ID, uint32(inst.Index), r.Key, r.Payload, id); err != nil {
 		t.mu.Lock()
@@ -113,14 +114,6 @@ func (t *Target) Send(r loadgen.Request) error {
 		return err
 	}
 	return nil
-}
-
-func mixID(x uint64) uint64 {
-	x ^= x >> 33
-	x *= 0xff51afd7ed558ccd
-	x ^= x >> 33
-	x *= 0xc4ceb9fe1a85ec53
-	return x ^ x>>33
 }
 
 // MeasureFrom starts a new exact-latency window: requests sent at or after

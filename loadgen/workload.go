@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 
 	"github.com/e3-platform/e3/app"
+	"github.com/e3-platform/e3/internal/mix"
 	"github.com/e3-platform/e3/service"
 )
 
@@ -136,8 +137,10 @@ func NewAppWorkload(a *app.App, opt AppOptions) (*AppWorkload, error) {
 			return nil, fmt.Errorf("loadgen: %s: source %s: service %q has no request generator", a.Name, n.Name, n.Service)
 		}
 		// Distinct, reproducible seeds per source: two sources running the
-		// same service must not send identical streams.
-		w.gens = append(w.gens, d.NewGenerator(opt.Seed^int64(splitmix(uint64(i)+1)), size))
+		// same service must not send identical streams. The runtime gives
+		// the source's instances the same seed (runtime.instanceSeed), so
+		// the mixer is the shared one.
+		w.gens = append(w.gens, d.NewGenerator(opt.Seed^int64(mix.SplitMix64Next(uint64(i)+1)), size))
 		w.patch = append(w.patch, !opt.RawPayload && d.Family == service.FamilyEvent)
 		total += n.Ingress
 		w.cum = append(w.cum, total)
@@ -160,7 +163,7 @@ func NewAppWorkload(a *app.App, opt AppOptions) (*AppWorkload, error) {
 			if isSource[n] || d == nil || d.Family != service.FamilyEvent || d.NewGenerator == nil {
 				continue
 			}
-			w.enrich = append(w.enrich, d.NewGenerator(opt.Seed^int64(splitmix(uint64(j)+1<<32)), size))
+			w.enrich = append(w.enrich, d.NewGenerator(opt.Seed^int64(mix.SplitMix64Next(uint64(j)+1<<32)), size))
 		}
 	}
 	return w, nil
@@ -245,13 +248,4 @@ func setEventKey(b []byte, key uint64) {
 	if len(b) >= service.EventHeaderLen && b[0] == service.EventVersion {
 		binary.LittleEndian.PutUint64(b[8:], key)
 	}
-}
-
-// splitmix is the SplitMix64 finaliser, a bijective 64-bit mixer used to
-// derive independent seeds.
-func splitmix(x uint64) uint64 {
-	x += 0x9e3779b97f4a7c15
-	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
-	x = (x ^ x>>27) * 0x94d049bb133111eb
-	return x ^ x>>31
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/e3-platform/e3/collections"
 	"github.com/e3-platform/e3/collections/durable"
 	"github.com/e3-platform/e3/hwmodel"
+	"github.com/e3-platform/e3/internal/mix"
 	"github.com/e3-platform/e3/service"
 	"github.com/e3-platform/e3/topology"
 	"github.com/e3-platform/e3/transport"
@@ -529,7 +530,7 @@ func (a *Agent) newInstance(as *appState, ai *app.Instance, seed int64, fresh, s
 }
 
 // instanceSeed derives an instance's Env.Seed from the application's. The
-// instances of source node i get seed ^ SplitMix64(i+1), the seed
+// instances of source node i get seed ^ mix.SplitMix64Next(i+1), the seed
 // loadgen.AppWorkload gives the request generator of that source, so that
 // a service whose requests carry credentials derived from its seed (the
 // API gateway's signed tokens) accepts the generated requests. Other
@@ -537,10 +538,10 @@ func (a *Agent) newInstance(as *appState, ai *app.Instance, seed int64, fresh, s
 func instanceSeed(a *app.App, ai *app.Instance, seed int64) int64 {
 	for i, src := range a.Sources() {
 		if src == ai.Node {
-			return seed ^ int64(mix64(uint64(i)+1))
+			return seed ^ int64(mix.SplitMix64Next(uint64(i)+1))
 		}
 	}
-	return seed ^ int64(mix64(1<<32+uint64(ai.Index)))
+	return seed ^ int64(mix.SplitMix64Next(1<<32+uint64(ai.Index)))
 }
 
 // Drain makes instance id of app stop taking new client requests; those

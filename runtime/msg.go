@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"sync"
 
+	"github.com/e3-platform/e3/internal/mix"
 	"github.com/e3-platform/e3/topology"
 	"github.com/e3-platform/e3/transport"
 )
@@ -132,12 +133,8 @@ func (q *inbox) len() int {
 	return len(q.items)
 }
 
-// mix64 is the SplitMix64 finaliser: a bijective mixer that gives every
-// node the same answer, for the decisions all nodes must agree on (edge
-// shares, ECMP port choice).
-func mix64(x uint64) uint64 {
-	x += 0x9e3779b97f4a7c15
-	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
-	x = (x ^ x>>27) * 0x94d049bb133111eb
-	return x ^ x>>31
-}
+// mix64 is mix.SplitMix64Next: a bijective mixer that gives every node the
+// same answer, for the decisions all nodes must agree on (edge shares,
+// ECMP port choice). The simulator hashes with the same function, so it
+// makes the same decisions as the emulated cluster it is validated against.
+func mix64(x uint64) uint64 { return mix.SplitMix64Next(x) }

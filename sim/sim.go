@@ -9,6 +9,7 @@ import (
 
 	"github.com/e3-platform/e3/app"
 	"github.com/e3-platform/e3/hwmodel"
+	"github.com/e3-platform/e3/internal/mix"
 	"github.com/e3-platform/e3/placement"
 	"github.com/e3-platform/e3/topology"
 )
@@ -452,15 +453,11 @@ func (s *sim) buildApp(i int, assign placement.Assignment) error {
 // maxLatency is the largest latency the histograms track exactly: an hour.
 const maxLatency = int64(3600e9)
 
-// mix64 is the SplitMix64 finaliser: a fast, well-spread 64-bit hash used
-// for flow hashes (ECMP), re-keying and key scrambling. It is the same on
-// every platform, so runs replay anywhere.
-func mix64(x uint64) uint64 {
-	x += 0x9e3779b97f4a7c15
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
-	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
-	return x ^ (x >> 31)
-}
+// mix64 is mix.SplitMix64Next, a fast, well-spread 64-bit hash used for
+// flow hashes (ECMP), re-keying and key scrambling. It is the same on
+// every platform, so runs replay anywhere, and it is the runtime's, so
+// the simulator is checked against an emulated cluster that hashes alike.
+func mix64(x uint64) uint64 { return mix.SplitMix64Next(x) }
 
 // allocMsg returns a fresh message slot.
 func (s *sim) allocMsg() int32 {

@@ -4,9 +4,9 @@ import (
 	"math/rand/v2"
 	"sync"
 
+	"github.com/e3-platform/e3/internal/mix"
 	"github.com/e3-platform/e3/service"
 	"github.com/e3-platform/e3/services/internal/gen"
-	"github.com/e3-platform/e3/services/internal/mix"
 	"github.com/e3-platform/e3/services/internal/terms"
 )
 

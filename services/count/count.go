@@ -7,8 +7,8 @@ import (
 	"sync"
 
 	"github.com/e3-platform/e3/collections"
+	"github.com/e3-platform/e3/internal/mix"
 	"github.com/e3-platform/e3/service"
-	"github.com/e3-platform/e3/services/internal/mix"
 )
 
 // Config keys and their defaults.

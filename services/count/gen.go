@@ -4,8 +4,8 @@ import (
 	"math/rand/v2"
 	"strconv"
 
+	"github.com/e3-platform/e3/internal/mix"
 	"github.com/e3-platform/e3/service"
-	"github.com/e3-platform/e3/services/internal/mix"
 )
 
 // Generator parameters. They model a hashtag stream: a million possible

@@ -5,8 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 
+	"github.com/e3-platform/e3/internal/mix"
 	"github.com/e3-platform/e3/service"
-	"github.com/e3-platform/e3/services/internal/mix"
 )
 
 // DefaultRequestSize is the request size of the paper's benchmarks.

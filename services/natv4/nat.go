@@ -3,7 +3,7 @@ package natv4
 import (
 	"sync"
 
-	"github.com/e3-platform/e3/services/internal/mix"
+	"github.com/e3-platform/e3/internal/mix"
 )
 
 // natShards splits the translation state so cores working on different

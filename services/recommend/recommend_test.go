@@ -10,8 +10,8 @@ import (
 	"testing"
 
 	"github.com/e3-platform/e3/collections"
+	"github.com/e3-platform/e3/internal/mix"
 	"github.com/e3-platform/e3/service"
-	"github.com/e3-platform/e3/services/internal/mix"
 	"github.com/e3-platform/e3/services/internal/servicetest"
 )
 

@@ -4,9 +4,9 @@ import (
 	"math"
 	"math/rand/v2"
 
+	"github.com/e3-platform/e3/internal/mix"
 	"github.com/e3-platform/e3/service"
 	"github.com/e3-platform/e3/services/internal/gen"
-	"github.com/e3-platform/e3/services/internal/mix"
 )
 
 // taste is the hidden model the seed ratings and the generated requests are
