@@ -1,12 +1,12 @@
 package bm25
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 
 	"github.com/e3-platform/e3/service"
+	"github.com/e3-platform/e3/services/internal/ranked"
 	"github.com/e3-platform/e3/services/internal/terms"
 )
 
@@ -200,40 +200,28 @@ func siftDown(h []Hit, i int) {
 
 // ReplyHeaderLen is the fixed part of a reply; each hit adds ReplyHitLen.
 const (
-	ReplyHeaderLen = 6
-	ReplyHitLen    = 16
+	ReplyHeaderLen = ranked.HeaderLen
+	ReplyHitLen    = ranked.EntryLen
 )
 
-// appendReply encodes a reply: matched documents u32, hit count u16, then
-// per hit the document id u64 and score f64, little endian.
+// replyFormat is bm25's reply in the ranked wire format: matched
+// documents u32, hit count u16, then per hit the document id u64 and
+// score f64, little endian.
+var replyFormat = ranked.Format[Hit]{
+	Service: "bm25",
+	Noun:    "hits",
+	Split:   func(h Hit) (uint64, float64) { return h.Doc, h.Score },
+	Join:    func(doc uint64, score float64) Hit { return Hit{Doc: doc, Score: score} },
+}
+
+// appendReply encodes a reply of matched documents and the hits top.
 func appendReply(dst []byte, matched int, top []Hit) []byte {
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(matched))
-	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(top)))
-	for _, h := range top {
-		dst = binary.LittleEndian.AppendUint64(dst, h.Doc)
-		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(h.Score))
-	}
-	return dst
+	return replyFormat.Append(dst, uint32(matched), top)
 }
 
 // ParseReply decodes a bm25 reply, appending the hits to dst[:0]. It
 // returns the number of documents that matched the query and the ranked
 // hits, best first.
 func ParseReply(b []byte, dst []Hit) (matched uint32, hits []Hit, err error) {
-	if len(b) < ReplyHeaderLen {
-		return 0, dst[:0], fmt.Errorf("bm25: reply is %d bytes, shorter than its %d-byte header", len(b), ReplyHeaderLen)
-	}
-	matched = binary.LittleEndian.Uint32(b)
-	n := int(binary.LittleEndian.Uint16(b[4:]))
-	if want := ReplyHeaderLen + n*ReplyHitLen; len(b) != want {
-		return 0, dst[:0], fmt.Errorf("bm25: reply declares %d hits (%d bytes) but is %d bytes", n, want, len(b))
-	}
-	hits = dst[:0]
-	for p := ReplyHeaderLen; p < len(b); p += ReplyHitLen {
-		hits = append(hits, Hit{
-			Doc:   binary.LittleEndian.Uint64(b[p:]),
-			Score: math.Float64frombits(binary.LittleEndian.Uint64(b[p+8:])),
-		})
-	}
-	return matched, hits, nil
+	return replyFormat.Parse(b, dst)
 }

@@ -560,6 +560,35 @@ func TestConcurrentHandle(t *testing.T) {
 	checkInvariants(t, hh, ratings, DefaultBaseline)
 }
 
+// TestHandleNoAllocs checks that handling the generator's mix, once the
+// state is warm, allocates nothing: the ranking and its reply are built in
+// the handler's buffers. The queries are counted, so that the reply path
+// with entries is known to be among what was measured.
+func TestHandleNoAllocs(t *testing.T) {
+	h, err := New(service.Env{Store: collections.NewMemStore()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs, _ := servicetest.Requests(NewGenerator(5, 0), 4000)
+	var c service.Context
+	queries := 0
+	for _, r := range reqs { // warm up: fill the state and the buffers
+		c.Reset(0, 0, nil)
+		if err := h.Handle(&c, r); err != nil {
+			t.Fatal(err)
+		}
+		if service.Op(r[1]) == service.OpQuery {
+			queries++
+		}
+	}
+	if queries == 0 {
+		t.Fatal("the generator's mix has no queries")
+	}
+	if allocs := servicetest.HandleAllocs(t, h, &c, 1000, reqs); allocs != 0 {
+		t.Errorf("Handle allocates %v times per request", allocs)
+	}
+}
+
 func FuzzHandle(f *testing.F) {
 	h := newEmpty(f, map[string]string{"users": "50", "items": "40"})
 	g := NewGenerator(9, 64)

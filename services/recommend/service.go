@@ -1,7 +1,6 @@
 package recommend
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -9,6 +8,7 @@ import (
 
 	"github.com/e3-platform/e3/service"
 	"github.com/e3-platform/e3/services/internal/envcfg"
+	"github.com/e3-platform/e3/services/internal/ranked"
 )
 
 // Defaults of the configuration keys (see the package documentation).
@@ -114,8 +114,8 @@ func New(env service.Env) (service.Handler, error) {
 // ReplyHeaderLen is the fixed part of a reply; each recommendation adds
 // ReplyRecLen.
 const (
-	ReplyHeaderLen = 6
-	ReplyRecLen    = 16
+	ReplyHeaderLen = ranked.HeaderLen
+	ReplyRecLen    = ranked.EntryLen
 )
 
 // Handle rates (OpObserve) or recommends (OpQuery) and passes the event on
@@ -259,36 +259,24 @@ func siftDown(h []Rec) {
 	}
 }
 
-// appendReply encodes a reply: rated count u32, recommendation count u16,
-// then per recommendation the item id u64 and score f64, little endian.
+// replyFormat is recommend's reply in the ranked wire format: rated count
+// u32, recommendation count u16, then per recommendation the item id u64
+// and score f64, little endian.
+var replyFormat = ranked.Format[Rec]{
+	Service: "recommend",
+	Noun:    "recommendations",
+	Split:   func(r Rec) (uint64, float64) { return r.Item, r.Score },
+	Join:    func(item uint64, score float64) Rec { return Rec{Item: item, Score: score} },
+}
+
+// appendReply encodes a reply of the user's rated count and recs.
 func appendReply(dst []byte, rated int, recs []Rec) []byte {
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(rated))
-	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(recs)))
-	for _, r := range recs {
-		dst = binary.LittleEndian.AppendUint64(dst, r.Item)
-		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(r.Score))
-	}
-	return dst
+	return replyFormat.Append(dst, uint32(rated), recs)
 }
 
 // ParseReply decodes a recommend reply, appending the recommendations to
 // dst[:0]: the number of items the user has rated, and the recommendations
 // best first (none for an OpObserve reply).
 func ParseReply(b []byte, dst []Rec) (rated uint32, recs []Rec, err error) {
-	if len(b) < ReplyHeaderLen {
-		return 0, dst[:0], fmt.Errorf("recommend: reply is %d bytes, shorter than its %d-byte header", len(b), ReplyHeaderLen)
-	}
-	rated = binary.LittleEndian.Uint32(b)
-	n := int(binary.LittleEndian.Uint16(b[4:]))
-	if want := ReplyHeaderLen + n*ReplyRecLen; len(b) != want {
-		return 0, dst[:0], fmt.Errorf("recommend: reply declares %d recommendations (%d bytes) but is %d bytes", n, want, len(b))
-	}
-	recs = dst[:0]
-	for p := ReplyHeaderLen; p < len(b); p += ReplyRecLen {
-		recs = append(recs, Rec{
-			Item:  binary.LittleEndian.Uint64(b[p:]),
-			Score: math.Float64frombits(binary.LittleEndian.Uint64(b[p+8:])),
-		})
-	}
-	return rated, recs, nil
+	return replyFormat.Parse(b, dst)
 }

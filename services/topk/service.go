@@ -1,13 +1,13 @@
 package topk
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"sync"
 
 	"github.com/e3-platform/e3/service"
+	"github.com/e3-platform/e3/services/internal/ranked"
 )
 
 // Defaults of the configuration keys (see the package documentation).
@@ -62,8 +62,8 @@ func New(env service.Env) (service.Handler, error) {
 // ReplyHeaderLen is the fixed part of a reply; each ranked item adds
 // ReplyItemLen.
 const (
-	ReplyHeaderLen = 6
-	ReplyItemLen   = 16
+	ReplyHeaderLen = ranked.HeaderLen
+	ReplyItemLen   = ranked.EntryLen
 )
 
 // Handle adds a scored item to the window (OpObserve) or ranks the window
@@ -116,36 +116,24 @@ func (h *Handler) rank() []Scored {
 	return TopK(buf, h.k)
 }
 
-// appendReply encodes a reply: distinct items in the window u32, ranked
-// count u16, then per item its id u64 and score f64, little endian.
+// replyFormat is topk's reply in the ranked wire format: distinct items
+// in the window u32, ranked count u16, then per item its id u64 and score
+// f64, little endian.
+var replyFormat = ranked.Format[Scored]{
+	Service: "topk",
+	Noun:    "items",
+	Split:   func(s Scored) (uint64, float64) { return s.Item, s.Score },
+	Join:    func(item uint64, score float64) Scored { return Scored{Item: item, Score: score} },
+}
+
+// appendReply encodes a reply of the window's distinct count and top.
 func appendReply(dst []byte, distinct int, top []Scored) []byte {
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(distinct))
-	dst = binary.LittleEndian.AppendUint16(dst, uint16(len(top)))
-	for _, s := range top {
-		dst = binary.LittleEndian.AppendUint64(dst, s.Item)
-		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(s.Score))
-	}
-	return dst
+	return replyFormat.Append(dst, uint32(distinct), top)
 }
 
 // ParseReply decodes a topk reply, appending the ranking to dst[:0]: the
 // number of distinct items in the window and the top items, best first
 // (none when the request did not rank).
 func ParseReply(b []byte, dst []Scored) (distinct uint32, top []Scored, err error) {
-	if len(b) < ReplyHeaderLen {
-		return 0, dst[:0], fmt.Errorf("topk: reply is %d bytes, shorter than its %d-byte header", len(b), ReplyHeaderLen)
-	}
-	distinct = binary.LittleEndian.Uint32(b)
-	n := int(binary.LittleEndian.Uint16(b[4:]))
-	if want := ReplyHeaderLen + n*ReplyItemLen; len(b) != want {
-		return 0, dst[:0], fmt.Errorf("topk: reply declares %d items (%d bytes) but is %d bytes", n, want, len(b))
-	}
-	top = dst[:0]
-	for p := ReplyHeaderLen; p < len(b); p += ReplyItemLen {
-		top = append(top, Scored{
-			Item:  binary.LittleEndian.Uint64(b[p:]),
-			Score: math.Float64frombits(binary.LittleEndian.Uint64(b[p+8:])),
-		})
-	}
-	return distinct, top, nil
+	return replyFormat.Parse(b, dst)
 }
