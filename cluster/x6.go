@@ -113,56 +113,6 @@ type X6Move struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// PackByMemory places p's instances "as many on SmartNICs as fit in
-// memory", ignoring CPU: primaries first, then backups, each on the next
-// SmartNIC in turn that pinning, fault domains and memory allow, else on
-// the next such host. Instances nothing takes stay unassigned. The
-// simulator's X6 packs the same way.
-func PackByMemory(p *placement.Problem) placement.Assignment {
-	topo := p.Topology()
-	var nics, hosts []topology.NodeID
-	for n := range topo.Nodes() {
-		if topo.Node(n).Kind == topology.SmartNIC {
-			nics = append(nics, n)
-		} else {
-			hosts = append(hosts, n)
-		}
-	}
-	s := placement.NewState(p)
-	checks := []placement.Checker{placement.PinCheck{}, placement.FaultDomainCheck{}, placement.MemoryCheck{}}
-	cursor := [2]int{} // next SmartNIC, next host
-	place := func(i placement.InstanceID, nodes []topology.NodeID, k int) bool {
-		for j := range nodes {
-			n := nodes[(cursor[k]+j)%len(nodes)]
-			ok := true
-			for _, c := range checks {
-				if !c.Check(s, i, n).OK() {
-					ok = false
-					break
-				}
-			}
-			if ok && s.Assign(i, n) == nil {
-				cursor[k] = (cursor[k] + j + 1) % len(nodes)
-				return true
-			}
-		}
-		return false
-	}
-	for _, backups := range []bool{false, true} {
-		for i := range p.NumInstances() {
-			id := placement.InstanceID(i)
-			if p.Instance(id).IsBackup() != backups {
-				continue
-			}
-			if len(nics) > 0 && place(id, nics, 0) {
-				continue
-			}
-			place(id, hosts, 1)
-		}
-	}
-	return s.Assignment()
-}
-
 // RunX6 runs experiment X6 for one application: the packed placement at
 // the offered load, without and then with the orchestrator.
 func RunX6(ctx context.Context, cfg X6Config) (*X6Report, error) {
@@ -209,7 +159,7 @@ func RunX6(ctx context.Context, cfg X6Config) (*X6Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: X6 %s: %w", a.Name, err)
 	}
-	assign := PackByMemory(p)
+	assign := placement.PackByMemory(p)
 	for i, n := range assign {
 		if n < 0 {
 			return nil, fmt.Errorf("cluster: X6 %s: %s fits nowhere", a.Name, a.Instances()[i].ID)

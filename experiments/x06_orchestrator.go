@@ -164,7 +164,7 @@ func runX6(o Options) (Result, error) {
 	return res, nil
 }
 
-// packedAssignment places a by memory alone (packNICs) for rate
+// packedAssignment places a by memory alone (placement.PackByMemory) for rate
 // requests a second on an empty cluster.
 func packedAssignment(topo *topology.Topology, a *app.App, rate float64) (placement.Assignment, error) {
 	cl, err := placement.NewCluster(topo)
@@ -175,7 +175,7 @@ func packedAssignment(topo *topology.Topology, a *app.App, rate float64) (placem
 	if err != nil {
 		return nil, err
 	}
-	return packNICs(p), nil
+	return placement.PackByMemory(p), nil
 }
 
 // countOnNIC counts a's primaries and those assign puts on SmartNICs.
