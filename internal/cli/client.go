@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -108,6 +109,31 @@ func (o *deployOpts) request(arg string) (controller.DeployRequest, error) {
 	return controller.DeployRequest{Spec: string(data), File: file, RPS: o.load, Seed: o.seed, Algo: o.algo}, nil
 }
 
+// send builds the request for arg, sends it with call (Deploy or Plan:
+// the same request, and an answer of the same form) and prints the
+// answer.
+func (o *deployOpts) send(cmd *cobra.Command, arg string, call func(*controller.Client, context.Context, controller.DeployRequest) (*controller.PlanResponse, error)) error {
+	req, err := o.request(arg)
+	if err != nil {
+		return err
+	}
+	c, err := o.client()
+	if err != nil {
+		return err
+	}
+	if err := o.needToken(c); err != nil {
+		return err
+	}
+	resp, err := call(c, cmd.Context(), req)
+	if err != nil {
+		return err
+	}
+	if o.asJSON {
+		return writeJSON(cmd.OutOrStdout(), resp)
+	}
+	return printPlan(cmd.OutOrStdout(), resp, o.explain)
+}
+
 func newDeployCmd() *cobra.Command {
 	var o deployOpts
 	cmd := &cobra.Command{
@@ -120,25 +146,7 @@ instance went. An application that does not fit is not deployed; the error
 says which instance fits nowhere and why.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req, err := o.request(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := o.client()
-			if err != nil {
-				return err
-			}
-			if err := o.needToken(c); err != nil {
-				return err
-			}
-			resp, err := c.Deploy(cmd.Context(), req)
-			if err != nil {
-				return err
-			}
-			if o.asJSON {
-				return writeJSON(cmd.OutOrStdout(), resp)
-			}
-			return printPlan(cmd.OutOrStdout(), resp, o.explain)
+			return o.send(cmd, args[0], (*controller.Client).Deploy)
 		},
 	}
 	o.flags(cmd)
@@ -156,25 +164,7 @@ answers what it would place where, with the quality metrics (modelled) and,
 with --explain, the reasons. Nothing is deployed or recorded.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req, err := o.request(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := o.client()
-			if err != nil {
-				return err
-			}
-			if err := o.needToken(c); err != nil {
-				return err
-			}
-			resp, err := c.Plan(cmd.Context(), req)
-			if err != nil {
-				return err
-			}
-			if o.asJSON {
-				return writeJSON(cmd.OutOrStdout(), resp)
-			}
-			return printPlan(cmd.OutOrStdout(), resp, o.explain)
+			return o.send(cmd, args[0], (*controller.Client).Plan)
 		},
 	}
 	o.flags(cmd)
