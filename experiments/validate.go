@@ -39,7 +39,7 @@ var _ = registerValidation(&Experiment{
 		"placement: sim.Knee, open-loop Poisson probes with lognormal service times (CV 0.5), the definition X4 and X9 use. The emulation " +
 		"runs in real time: each measurement lasts `e3 run`'s 400 ms, or longer where that would be under 3,000 requests at the " +
 		"simulated knee's throughput (a large dilation shortens the emulated window), and a run during which the machine fell behind the dilated clock " +
-		"(client efficiency, throughput x mean latency / outstanding, below 0.9 at some measurement) is repeated at twice the dilation, up to " +
+		"(client efficiency, throughput x mean latency / outstanding, below 0.95 at some measurement: late timers cost an idle machine some of it, a busy one more) is repeated at twice the dilation, up to " +
 		"three runs, judged on the emulated run alone. Its figures differ a little from run to run; the second table gives the dilation, step, share of messages " +
 		"paced late, client efficiency and attempts. docs/experiments.md explains the differences between the engines that remain.",
 	Measured: true,
@@ -329,14 +329,19 @@ func v1Emulate(o *Options, plan *cluster.Plan, r *V1App) error {
 // its next request when the reply reaches it in real time; when this
 // machine falls behind the dilated clock (other work on it), replies reach
 // it late, the efficiency drops, and so does the throughput measured,
-// for reasons that have nothing to do with the emulated cluster. An
+// for reasons that have nothing to do with the emulated cluster. Even an
+// idle machine costs some: Go timers fire up to about a millisecond late,
+// which at NFV-FIN's D of about 340 is 3 µs of emulated time on a 42 µs
+// round trip, an efficiency of about 0.92 from the first measurement on
+// (seen in V1's curves). The threshold is 0.95 so that such a run is
+// repeated at twice the dilation, halving that share. An
 // emulated run whose efficiency falls below v1MinClientEff at any
 // measurement is repeated at twice the dilation (emulated figures do not
 // depend on D; the real time per emulated second does), up to v1Attempts
 // runs in all, and the best one kept; the table reports the attempts, the
 // dilation and the efficiency.
 const (
-	v1MinClientEff = 0.9
+	v1MinClientEff = 0.95
 	v1Attempts     = 3
 )
 

@@ -82,7 +82,7 @@ func (s *sim) clientSend(a, c int32) {
 	inst := prim[pick(flow, saltSource, len(prim))]
 
 	r := s.allocReq()
-	s.reqs[r] = request{flow: flow, sent: s.now, pending: 1, app: a, client: c, ingress: inst}
+	s.reqs[r] = request{flow: flow, sent: s.now, pending: 1, app: a, client: c, ingress: inst, origin: s.insts[inst].node}
 	m := s.allocMsg()
 	s.msgs[m] = message{
 		key: ar.keys.draw(s.r.keys), flow: flow, req: r, inst: inst, src: -1,

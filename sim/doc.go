@@ -95,7 +95,10 @@
 // the edge is `key: same`), round_robin cycles each sender through the
 // shards, broadcast copies it to every shard. Completion follows E3's
 // weight scheme: a message that emits nothing returns its weight to the
-// ingress instance (a bare header, over the path's unloaded latency), and
+// node the request entered at (a bare header, sent like any message: it
+// queues on the links and, to or from a host behind SmartNICs, takes
+// traffic-manager work on a SmartNIC core, as the runtime's completion
+// message does; no core at the ingress), and
 // when no message of the request is left and its last weight is back, the
 // ingress replies. The reply is a message like the others, out through
 // the port the request came in by, and the client's latency is from send

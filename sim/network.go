@@ -29,12 +29,19 @@ func pick(flow, salt uint64, n int) int {
 func (s *sim) send(m int32, from topology.NodeID) {
 	msg := &s.msgs[m]
 	msg.from = from
-	in := &s.insts[msg.inst]
-	if in.migrating {
-		in.held = append(in.held, m)
-		return
+	var to topology.NodeID
+	if msg.completion {
+		// Completion weight goes to the node the request entered at,
+		// wherever its ingress instance is now.
+		to = s.reqs[msg.req].origin
+	} else {
+		in := &s.insts[msg.inst]
+		if in.migrating {
+			in.held = append(in.held, m)
+			return
+		}
+		to = in.node
 	}
-	to := in.node
 	msg.to = to
 	msg.stage = stageInstance
 	if from == to {
@@ -153,8 +160,7 @@ func (s *sim) pcie(n *nodeState, up bool, t int64, bytes int32) int64 {
 // unloaded is the one-way latency from node a to node b of a message of
 // bytes when nothing else is in the way: the delays of the mechanisms on
 // the path, serialisation on each link, and the traffic managers' work for
-// a host behind SmartNICs. Completion weight (bytes 0: a bare header)
-// returns to the ingress this way. It is [UnloadedLatency] computed from
+// a host behind SmartNICs. It is [UnloadedLatency] computed from
 // per-node constants (TestUnloadedMatches checks that they agree).
 func (s *sim) unloaded(a, b topology.NodeID, bytes int32) int64 {
 	if a == b {

@@ -83,6 +83,18 @@ func (s *sim) inWindow(t int64) bool { return t >= s.w0 && t <= s.w1 }
 // arrive handles a message reaching node nd.
 func (s *sim) arrive(m int32, nd topology.NodeID) {
 	msg := &s.msgs[m]
+	if msg.completion && msg.stage == stageInstance {
+		// Completion weight back at the ingress node: accounted there,
+		// without a core (the runtime's agent does it as it dispatches).
+		r := msg.req
+		s.freeMsg(m)
+		req := &s.reqs[r]
+		req.done = max(req.done, s.now)
+		if req.pending--; req.pending == 0 {
+			s.complete(r)
+		}
+		return
+	}
 	if msg.stage == stageInstance {
 		in := &s.insts[msg.inst]
 		if in.migrating {
@@ -193,13 +205,24 @@ func (s *sim) processed(m int32, nd topology.NodeID) {
 	// emit may grow the message pool: msg is not used after it.
 	if s.emit(i, m, nd) == 0 {
 		// A leaf: its share of the completion weight returns to the
-		// ingress instance (at no cost if that is the instance itself).
+		// ingress (at no cost if that is the instance itself; through an
+		// in-memory queue on the same node). From another node it is a
+		// message like the others, a bare header on the request's flow to
+		// the node the request entered at, and it costs what the runtime's
+		// completion message costs: the links it crosses and, to or from
+		// a host behind SmartNICs, traffic-manager work on a SmartNIC core.
 		req := &s.reqs[r]
-		t := s.now
-		if i != req.ingress {
-			t += s.unloaded(nd, s.insts[req.ingress].node, 0)
+		switch {
+		case i == req.ingress:
+			req.done = max(req.done, s.now)
+		case nd == req.origin:
+			req.done = max(req.done, s.now+int64(s.p.QueueLatency))
+		default:
+			req.pending++
+			c := s.allocMsg()
+			s.msgs[c] = message{req: r, inst: req.ingress, src: i, flow: req.flow, completion: true}
+			s.send(c, nd)
 		}
-		req.done = max(req.done, t)
 	}
 	s.freeMsg(m)
 	req := &s.reqs[r]

@@ -66,6 +66,9 @@ type message struct {
 	port  int32           // chosen port (egress for stageTMOut, else ingress)
 	bytes int32
 	stage uint8
+	// completion marks a leaf's completion weight on its way back to the
+	// request's origin node (a bare header; bytes 0).
+	completion bool
 }
 
 // request is one client request in flight.
@@ -77,6 +80,9 @@ type request struct {
 	app     int32
 	client  int32 // closed-loop client, -1 for open loop
 	ingress int32 // instance the request entered at
+	// origin is the node the request entered at (ingress's node then),
+	// where completion weight returns and the reply leaves.
+	origin topology.NodeID
 }
 
 // instState is the run-time state of one instance, primaries and backups
