@@ -169,20 +169,30 @@ func AgentAddr(n topology.NodeID) netip.Addr {
 	return netip.AddrFrom4([4]byte{127, 0, byte(v / 250), byte(v%250 + 1)})
 }
 
-// Start builds the cluster's topology and starts an agent per compute
-// node on its own loopback address (or on Config.Network).
-func Start(cfg Config) (*Cluster, error) {
-	spec, err := hwmodel.ClusterByName(cfg.Cluster)
+// build returns the cluster of Table 4 called name, its topology and the
+// placement view of it: what planning and starting a cluster both need.
+func build(name string) (hwmodel.Cluster, *topology.Topology, *placement.Cluster, error) {
+	spec, err := hwmodel.ClusterByName(name)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
+		return hwmodel.Cluster{}, nil, nil, fmt.Errorf("cluster: %w", err)
 	}
 	topo, err := hwmodel.Topology(spec)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
+		return hwmodel.Cluster{}, nil, nil, fmt.Errorf("cluster: %w", err)
 	}
 	pc, err := placement.NewCluster(topo)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
+		return hwmodel.Cluster{}, nil, nil, fmt.Errorf("cluster: %w", err)
+	}
+	return spec, topo, pc, nil
+}
+
+// Start builds the cluster's topology and starts an agent per compute
+// node on its own loopback address (or on Config.Network).
+func Start(cfg Config) (*Cluster, error) {
+	spec, topo, pc, err := build(cfg.Cluster)
+	if err != nil {
+		return nil, err
 	}
 	params := sim.DefaultParams()
 	if cfg.Params != nil {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/e3-platform/e3/app"
-	"github.com/e3-platform/e3/hwmodel"
 	"github.com/e3-platform/e3/placement"
 	"github.com/e3-platform/e3/runtime"
 	"github.com/e3-platform/e3/topology"
@@ -178,17 +177,9 @@ type Plan struct {
 // well under a millisecond each): the placement E3 would choose for a
 // cluster run near its capacity.
 func PlanApp(clusterName string, a *app.App, algo string, seed uint64) (*Plan, error) {
-	spec, err := hwmodel.ClusterByName(clusterName)
+	spec, _, pc, err := build(clusterName)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
-	}
-	topo, err := hwmodel.Topology(spec)
-	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
-	}
-	pc, err := placement.NewCluster(topo)
-	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
+		return nil, err
 	}
 	placer, err := placement.New(algo)
 	if err != nil {
@@ -265,17 +256,9 @@ func PlanApp(clusterName string, a *app.App, algo string, seed uint64) (*Plan, e
 // and rps is the load it is meant for (the orchestrator's CPU model, and
 // the metrics). For tests and experiments that place by hand.
 func NewPlan(clusterName string, a *app.App, rps float64, assign placement.Assignment) (*Plan, error) {
-	spec, err := hwmodel.ClusterByName(clusterName)
+	spec, _, pc, err := build(clusterName)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
-	}
-	topo, err := hwmodel.Topology(spec)
-	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
-	}
-	pc, err := placement.NewCluster(topo)
-	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
+		return nil, err
 	}
 	p, err := placement.FromApp(a, placement.NewLoad(pc), rps)
 	if err != nil {
