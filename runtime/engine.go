@@ -405,8 +405,12 @@ func (a *Agent) writeClient(m *msg, at int64) {
 		return
 	}
 	if a.emu != nil {
-		if m.src != fromLocal && a.isNIC && a.pace != nil {
-			// Host to client through the traffic manager.
+		// Host to client through the traffic manager. Not for error
+		// replies: the timeout sweeper sends those from its own goroutine,
+		// and the pacer's cores belong to the pacer goroutine (a data race
+		// the race detector caught when requests timed out under load);
+		// a failed request's reply costs no emulated traffic-manager time.
+		if m.src != fromLocal && a.isNIC && a.pace != nil && m.h.Weight != errorReply {
 			a.pace.occupyTM(m)
 			at = m.finish
 		}
